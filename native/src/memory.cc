@@ -1,0 +1,105 @@
+// Native memory for tensors: 64-byte aligned blocks handed to JS as external
+// ArrayBuffers. `free` releases the block at once and detaches the buffer, so
+// large tensors never wait for the garbage collector; the finalizer only
+// frees blocks that were never released explicitly.
+#include "common.h"
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+namespace sv {
+namespace {
+
+std::atomic<int64_t> g_bytes{0}, g_blocks{0}, g_peak{0};
+
+struct Block {
+  void* data;
+  size_t bytes;
+  bool released;
+};
+
+// Live blocks by data address, so `free` can find a buffer's block.
+std::mutex g_mu;
+std::unordered_map<void*, Block*> g_live;
+
+// Caller holds g_mu.
+void release_locked(Block* b) {
+  if (b->released) return;
+  b->released = true;
+  auto it = g_live.find(b->data);
+  if (it != g_live.end() && it->second == b) g_live.erase(it);
+  std::free(b->data);
+  g_bytes -= static_cast<int64_t>(b->bytes);
+  g_blocks -= 1;
+}
+
+void finalize(Napi::Env, void*, Block* b) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  release_locked(b);
+  delete b;
+}
+
+bool release_by_data(void* data) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  auto it = g_live.find(data);
+  if (it == g_live.end()) return false;
+  release_locked(it->second);
+  return true;
+}
+
+bool release_by_data_check(void* data) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return g_live.count(data) > 0;
+}
+
+}  // namespace
+
+// alloc(nbytes, zero) -> ArrayBuffer
+SV_KERNEL(alloc) {
+  int64_t n = i64(info, 0, "alloc", "nbytes");
+  bool zero = info.Length() > 1 && boolean(info, 1);
+  check(n >= 0, "alloc: negative size " + std::to_string(n));
+  size_t bytes = static_cast<size_t>(n);
+  size_t padded = ((bytes + 63) / 64) * 64;
+  if (padded == 0) padded = 64;
+  void* p = std::aligned_alloc(64, padded);
+  if (!p) throw KernelError("alloc: out of memory allocating " + std::to_string(n) + " bytes");
+  if (zero) std::memset(p, 0, padded);
+  Block* b = new Block{p, padded, false};
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    g_live[p] = b;
+  }
+  g_bytes += static_cast<int64_t>(padded);
+  g_blocks += 1;
+  int64_t cur = g_bytes.load();
+  int64_t peak = g_peak.load();
+  while (cur > peak && !g_peak.compare_exchange_weak(peak, cur)) {}
+  return Napi::ArrayBuffer::New(info.Env(), p, bytes, finalize, b);
+}
+
+// free(arrayBuffer): releases the block now and detaches the buffer.
+SV_KERNEL(free) {
+  Napi::Value v = info[0];
+  check(v.IsArrayBuffer(), "free: argument must be an ArrayBuffer from alloc");
+  Napi::ArrayBuffer ab = v.As<Napi::ArrayBuffer>();
+  void* data = ab.Data();
+  if (data == nullptr) return info.Env().Undefined();  // already detached
+  // Detach first so no JS view can reach the memory once it is freed.
+  if (!release_by_data_check(data)) throw KernelError("free: buffer was not allocated by seedvl");
+  ab.Detach();
+  release_by_data(data);
+  return info.Env().Undefined();
+}
+
+SV_KERNEL(memoryStats) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(g_bytes.load())));
+  o.Set("blocks", Napi::Number::New(info.Env(), static_cast<double>(g_blocks.load())));
+  o.Set("peakBytes", Napi::Number::New(info.Env(), static_cast<double>(g_peak.load())));
+  return o;
+}
+
+}  // namespace sv

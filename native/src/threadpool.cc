@@ -1,0 +1,148 @@
+#include "threadpool.h"
+#include "common.h"
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+#include <cstdlib>
+#include <sched.h>
+
+namespace sv {
+namespace {
+
+// True on pool workers and on a caller already inside a parallel region.
+thread_local bool inside = false;
+
+int default_threads() {
+  if (const char* env = std::getenv("SEEDVL_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n >= 1) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc ? static_cast<int>(hc) : 1;
+}
+
+class Pool {
+ public:
+  Pool() { resize(default_threads()); }
+  ~Pool() { stop_all(); }
+
+  int size() const { return nthreads_; }
+
+  void resize(int n) {
+    if (n < 1) n = 1;
+    std::lock_guard<std::mutex> run(run_mu_);
+    stop_all();
+    nthreads_ = n;
+    stopping_ = false;
+    for (int i = 0; i < n - 1; i++) workers_.emplace_back([this] { worker(); });
+  }
+
+  void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int64_t chunks_wanted = (n + grain - 1) / grain;
+    if (nthreads_ == 1 || chunks_wanted <= 1 || inside) {
+      fn(0, n);
+      return;
+    }
+    std::lock_guard<std::mutex> run(run_mu_);
+    // Several chunks per thread so that dynamic claiming can balance load.
+    int64_t nchunks = std::min<int64_t>(chunks_wanted, static_cast<int64_t>(nthreads_) * 4);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      job_ = &fn;
+      job_n_ = n;
+      job_chunks_ = nchunks;
+      next_.store(0);
+      done_.store(0);
+      generation_++;
+    }
+    cv_.notify_all();
+    inside = true;
+    drain();
+    inside = false;
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [&] { return done_.load() == job_chunks_; });
+    job_ = nullptr;
+  }
+
+ private:
+  void drain() {
+    for (;;) {
+      int64_t c = next_.fetch_add(1);
+      if (c >= job_chunks_) break;
+      int64_t b = job_n_ * c / job_chunks_, e = job_n_ * (c + 1) / job_chunks_;
+      (*job_)(b, e);
+      if (done_.fetch_add(1) + 1 == job_chunks_) {
+        std::lock_guard<std::mutex> lk(mu_);
+        done_cv_.notify_all();
+      }
+    }
+  }
+
+  void worker() {
+    inside = true;
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stopping_ || (generation_ != seen && job_ != nullptr); });
+        if (stopping_) return;
+        seen = generation_;
+      }
+      drain();
+    }
+  }
+
+  void stop_all() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  int nthreads_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex run_mu_;  // one parallel job at a time
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  int64_t job_n_ = 0, job_chunks_ = 0;
+  std::atomic<int64_t> next_{0}, done_{0};
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+};
+
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: workers may outlive static teardown
+  return *p;
+}
+
+}  // namespace
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  pool().run(n, grain, fn);
+}
+int num_threads() { return pool().size(); }
+void set_num_threads(int n) { pool().resize(n); }
+
+SV_KERNEL(setNumThreads) {
+  int64_t n = i64(info, 0, "setNumThreads", "n");
+  check(n >= 1 && n <= 256, "setNumThreads: n must be in 1..256, got " + std::to_string(n));
+  set_num_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+
+SV_KERNEL(numThreads) { return Napi::Number::New(info.Env(), num_threads()); }
+
+}  // namespace sv

@@ -1,0 +1,12 @@
+/** Public tensor API: `import * as T from 'seedvl/tensor'`. */
+export * from './dtype.ts';
+export { Storage, cpuBackend, type Backend, type Device } from './storage.ts';
+export {
+  Tensor, type Shape, tensor, empty, zeros, ones, full, zerosLike, onesLike, scalar, arange, fromBuffer,
+  contiguousCopy, copyInto, castInto, accumulateInto, numelOf, contiguousStrides, DTYPE_CODE,
+} from './tensor.ts';
+export { tidy, keep } from './scope.ts';
+export { noGrad, enableGrad, isGradEnabled, backward, GradNode, type BackwardOptions } from './autograd.ts';
+export { native, setNumThreads, numThreads, nativeMemory } from './native.ts';
+export * from './ops/view.ts';
+export * from './ops/reduce.ts';
