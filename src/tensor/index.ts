@@ -10,3 +10,4 @@ export { noGrad, enableGrad, isGradEnabled, backward, GradNode, type BackwardOpt
 export { native, setNumThreads, numThreads, nativeMemory } from './native.ts';
 export * from './ops/view.ts';
 export * from './ops/reduce.ts';
+export { manualSeed, nextSeed, uniform_, normal_, rand, randn, dropoutMask, type RandomOptions } from './random.ts';

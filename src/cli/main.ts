@@ -1,0 +1,46 @@
+/**
+ * The `seedvl` command: a thin dispatcher. Each subcommand lives in its own
+ * module and is loaded only when used, so `seedvl --help` stays fast.
+ */
+type Command = { summary: string; load: () => Promise<(argv: string[]) => Promise<number>> };
+
+const COMMANDS: Record<string, Command> = {
+  info: {
+    summary: 'parameter and FLOP accounting of a model preset',
+    load: async () => (await import('./info.ts')).infoCommand,
+  },
+  inspect: {
+    summary: 'what the model would see for an image or video (resize, grid, tokens)',
+    load: async () => (await import('./inspect.ts')).inspectCommand,
+  },
+  engine: {
+    summary: 'native engine status: CPU features, threads, memory',
+    load: async () => (await import('./engine.ts')).engineCommand,
+  },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: seedvl <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'seedvl <command> --help' for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`seedvl: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const run = await cmd.load();
+    return await run(rest);
+  } catch (e) {
+    console.error(`seedvl ${name}: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
