@@ -1,0 +1,22 @@
+/** Public API of the processing layer (see docs/processing.md). */
+export * from './errors.ts';
+export * from './numeric.ts';
+export * from './smart_resize.ts';
+export * from './resample.ts';
+export * from './vision_config.ts';
+export * from './patchify.ts';
+export * from './source.ts';
+export * from './image.ts';
+export * from './preprocess.ts';
+export * from './video_sampling.ts';
+export * from './video.ts';
+export { ffmpegAvailable, FFMPEG_PACKAGE_HINT } from './ffmpeg.ts';
+export * from './tokenizer.ts';
+export * from './tokenizer_build.ts';
+export * from './chat.ts';
+export * from './chat_inputs.ts';
+export * from './coords.ts';
+export * from './box3d.ts';
+export * from './parse.ts';
+export * from './parse_gui.ts';
+export * from './draw.ts';
