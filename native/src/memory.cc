@@ -8,6 +8,8 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
+#include <cstdlib>
 
 namespace sv {
 namespace {
@@ -24,13 +26,56 @@ struct Block {
 std::mutex g_mu;
 std::unordered_map<void*, Block*> g_live;
 
+// Cache of freed large blocks. Training and decoding allocate the same large
+// sizes every step; glibc would munmap each one and the next step would pay
+// first-touch page faults again (measured: ~2.4 GB/s for fresh 32 MB zeros).
+// Sizes are rounded up (at most 1/8 waste) so similar sizes share buckets.
+constexpr size_t kCacheMinBytes = 1 << 20;
+std::unordered_map<size_t, std::vector<void*>> g_cache;
+int64_t g_cached = 0;
+int64_t cache_limit() {
+  static int64_t lim = [] {
+    const char* e = std::getenv("SEEDVL_ALLOC_CACHE_MB");
+    return e ? std::atoll(e) * (1 << 20) : int64_t(2048) << 20;
+  }();
+  return lim;
+}
+
+size_t bucket_size(size_t padded) {
+  if (padded < kCacheMinBytes) return padded;
+  size_t p2 = 1;
+  while (p2 < padded) p2 <<= 1;
+  size_t step = p2 / 8;
+  return ((padded + step - 1) / step) * step;
+}
+
+// Caller holds g_mu.
+void* take_cached(size_t bytes) {
+  auto it = g_cache.find(bytes);
+  if (it == g_cache.end() || it->second.empty()) return nullptr;
+  void* p = it->second.back();
+  it->second.pop_back();
+  g_cached -= static_cast<int64_t>(bytes);
+  return p;
+}
+
+// Caller holds g_mu.
+void free_or_cache(void* p, size_t bytes) {
+  if (bytes >= kCacheMinBytes && g_cached + static_cast<int64_t>(bytes) <= cache_limit()) {
+    g_cache[bytes].push_back(p);
+    g_cached += static_cast<int64_t>(bytes);
+  } else {
+    std::free(p);
+  }
+}
+
 // Caller holds g_mu.
 void release_locked(Block* b) {
   if (b->released) return;
   b->released = true;
   auto it = g_live.find(b->data);
   if (it != g_live.end() && it->second == b) g_live.erase(it);
-  std::free(b->data);
+  free_or_cache(b->data, b->bytes);
   g_bytes -= static_cast<int64_t>(b->bytes);
   g_blocks -= 1;
 }
@@ -54,6 +99,7 @@ bool release_by_data_check(void* data) {
   return g_live.count(data) > 0;
 }
 
+
 }  // namespace
 
 // alloc(nbytes, zero) -> ArrayBuffer
@@ -64,7 +110,21 @@ SV_KERNEL(alloc) {
   size_t bytes = static_cast<size_t>(n);
   size_t padded = ((bytes + 63) / 64) * 64;
   if (padded == 0) padded = 64;
-  void* p = std::aligned_alloc(64, padded);
+  padded = bucket_size(padded);
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    p = take_cached(padded);
+  }
+  if (!p) p = std::aligned_alloc(64, padded);
+  if (!p) {
+    // Give cached blocks back to the system and try once more.
+    std::lock_guard<std::mutex> lk(g_mu);
+    for (auto& kv : g_cache) for (void* q : kv.second) std::free(q);
+    g_cache.clear();
+    g_cached = 0;
+    p = std::aligned_alloc(64, padded);
+  }
   if (!p) throw KernelError("alloc: out of memory allocating " + std::to_string(n) + " bytes");
   if (zero) std::memset(p, 0, padded);
   Block* b = new Block{p, padded, false};
@@ -94,11 +154,24 @@ SV_KERNEL(free) {
   return info.Env().Undefined();
 }
 
+// emptyCache(): returns every cached free block to the system.
+SV_KERNEL(emptyCache) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  for (auto& kv : g_cache) for (void* q : kv.second) std::free(q);
+  g_cache.clear();
+  g_cached = 0;
+  return info.Env().Undefined();
+}
+
 SV_KERNEL(memoryStats) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(g_bytes.load())));
   o.Set("blocks", Napi::Number::New(info.Env(), static_cast<double>(g_blocks.load())));
   o.Set("peakBytes", Napi::Number::New(info.Env(), static_cast<double>(g_peak.load())));
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    o.Set("cachedBytes", Napi::Number::New(info.Env(), static_cast<double>(g_cached)));
+  }
   return o;
 }
 

@@ -7,7 +7,10 @@ export {
 } from './tensor.ts';
 export { tidy, keep } from './scope.ts';
 export { noGrad, enableGrad, isGradEnabled, backward, GradNode, type BackwardOptions } from './autograd.ts';
-export { native, setNumThreads, numThreads, nativeMemory } from './native.ts';
+export { native, setNumThreads, numThreads, nativeMemory, emptyCache } from './native.ts';
 export * from './ops/view.ts';
 export * from './ops/reduce.ts';
 export { manualSeed, nextSeed, uniform_, normal_, rand, randn, dropoutMask, type RandomOptions } from './random.ts';
+export * from './ops/indexing.ts';
+export * from './ops/rope.ts';
+export * from './ops/pool.ts';

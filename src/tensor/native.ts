@@ -11,7 +11,8 @@ import { existsSync } from 'node:fs';
 export interface NativeCore {
   alloc(nbytes: number, zero: boolean): ArrayBuffer;
   free(buffer: ArrayBuffer): void;
-  memoryStats(): { bytes: number; blocks: number; peakBytes: number };
+  memoryStats(): { bytes: number; blocks: number; peakBytes: number; cachedBytes: number };
+  emptyCache(): void;
   setNumThreads(n: number): void;
   numThreads(): number;
   setIsa(isa: 'portable' | 'avx2' | 'avx512'): string;
@@ -49,6 +50,12 @@ export function setNumThreads(n: number): void {
 export function numThreads(): number {
   return native.numThreads();
 }
-export function nativeMemory(): { bytes: number; blocks: number; peakBytes: number } {
+/** Native tensor memory: live bytes/blocks, peak, and freed blocks kept for reuse (cachedBytes). */
+export function nativeMemory(): { bytes: number; blocks: number; peakBytes: number; cachedBytes: number } {
   return native.memoryStats();
+}
+
+/** Returns cached free blocks to the system (SEEDVL_ALLOC_CACHE_MB caps the cache; default 2048). */
+export function emptyCache(): void {
+  native.emptyCache();
 }
