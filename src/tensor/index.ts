@@ -14,3 +14,11 @@ export { manualSeed, nextSeed, uniform_, normal_, rand, randn, dropoutMask, type
 export * from './ops/indexing.ts';
 export * from './ops/rope.ts';
 export * from './ops/pool.ts';
+export * from './ops/matmul.ts';
+export * from './ops/elementwise.ts';
+export * from './ops/activation.ts';
+export * from './ops/softmax.ts';
+export * from './ops/norm.ts';
+export * from './ops/loss.ts';
+export * from './ops/optim.ts';
+export * from './ops/attention.ts';

@@ -1,0 +1,165 @@
+/**
+ * Generation benchmarks (random weights):
+ * - decode tokens/s of a model with Qwen2.5-VL-3B's text shape (36 layers,
+ *   width 2048, 16 q / 2 kv heads of 128, SwiGLU 11008, vocabulary 151,936)
+ *   with bf16, int8 and int4 Linear weights, as a ratio to the bandwidth limit
+ *   = measured DRAM read bandwidth ÷ weight bytes read per token;
+ * - aggregate tokens/s of 4 concurrent requests through the batch scheduler
+ *   over one request alone (same model, int4);
+ * - time to first token for one 1024×1024 image on the `small` preset.
+ *
+ * The 3B model is built one decoder layer at a time, each converted to its
+ * format at once, so the float32 form of the whole model (12 GB) never exists:
+ * a SeedVLModel with one layer is created and the other layers are appended.
+ * The output head is untied (Qwen2.5-3B ties it to the embedding); the bytes a
+ * token reads are the same either way.
+ */
+import * as T from '../src/tensor/index.ts';
+import { cast } from '../src/tensor/ops/view.ts';
+import { quantizeWeight, quantizedBytes } from '../src/tensor/ops/quant.ts';
+import { Linear } from '../src/nn/linear.ts';
+import type { Module } from '../src/nn/module.ts';
+import { makeConfig, type SeedVLConfig } from '../src/models/seed_vl/config.ts';
+import { preset } from '../src/models/seed_vl/presets.ts';
+import { SeedVLModel } from '../src/models/seed_vl/model.ts';
+import { DecoderLayer } from '../src/models/seed_vl/language.ts';
+import { SeedVLRuntime } from '../src/generation/seed_vl_runtime.ts';
+import { installQuantized, defaultGroupSize } from '../src/generation/quantize_model.ts';
+import { Scheduler } from '../src/generation/scheduler.ts';
+import { Engine } from '../src/generation/engine.ts';
+import { presetTokenizer } from '../src/generation/preset_tokenizer.ts';
+import { encodePng } from '../src/processing/image.ts';
+import type { Bench, BenchContext, BenchResult } from './harness.ts';
+
+type Format = 'bf16' | 'int8' | 'int4';
+
+function qwen3bText(numLayers: number): SeedVLConfig {
+  const c = preset('tiny');
+  c.language = {
+    vocabSize: 151936, hiddenSize: 2048, numLayers, numHeads: 16, numKvHeads: 2, headDim: 128, intermediateSize: 11008,
+    rmsNormEps: 1e-6, ropeTheta: 1e6, maxPositionEmbeddings: 32768, tieWordEmbeddings: false, attentionBias: true,
+    initializerRange: 0.02, moe: null,
+  };
+  c.adapter = { hiddenSize: 2048, hiddenAct: 'gelu' };
+  Object.assign(c, { soiTokenId: 151652, eoiTokenId: 151653, imageTokenId: 151655, eosTokenId: 151645, padTokenId: 151643 });
+  return makeConfig(c);
+}
+
+/** Converts every Linear of `m` to the format; returns the bytes its weights now occupy. */
+function convert(m: Module, format: Format): number {
+  let bytes = 0;
+  for (const [path, sub] of m.namedModules()) {
+    if (!(sub instanceof Linear)) continue;
+    if (format === 'bf16') {
+      const w = T.noGrad(() => cast(sub.weight, 'bfloat16'));
+      m.setParameter(`${path ? `${path}.` : ''}weight`, w);
+      bytes += w.size * 2;
+    } else {
+      const bits = format === 'int8' ? 8 : 4;
+      const qw = quantizeWeight(sub.weight, bits, defaultGroupSize(bits));
+      installQuantized(sub, qw);
+      bytes += quantizedBytes(qw);
+    }
+  }
+  return bytes;
+}
+
+/** The 3B-text model in one format; `bytes` = Linear weight bytes read per decoded token. */
+function build3b(format: Format, maxBatch: number): { runtime: SeedVLRuntime; bytes: number; params: number } {
+  const layers = 36;
+  T.manualSeed(7);
+  const model = new SeedVLModel(qwen3bText(1));
+  const lang = model.language;
+  let bytes = convert(lang, format);                      // layer 0 and the head
+  lang.embedTokens.setParameter('weight', T.noGrad(() => cast(lang.embedTokens.weight, 'bfloat16')));
+  for (let i = 1; i < layers; i++) {
+    const layer = new DecoderLayer(lang.config, i, 'float32');
+    bytes += convert(layer, format);
+    lang.layers.push(layer);                               // forward iterates this array
+  }
+  model.config.language.numLayers = layers;                // so the KV cache gets a slot per layer
+  const params = lang.layers.length * (2 * 2048 * 2048 + 2 * 2048 * 256 + 3 * 2048 * 11008) + 2048 * 151936;
+  return { runtime: new SeedVLRuntime(model, { maxBatch, maxLength: 256, name: `qwen2.5-3b-text-${format}` }), bytes, params };
+}
+
+function decodeBench(format: Format): Bench {
+  const name = `decode_3b_${format}`;
+  return {
+    name,
+    async run(ctx: BenchContext): Promise<BenchResult[]> {
+      const { runtime, bytes } = build3b(format, 1);
+      try {
+        const cache = runtime.createCache(200);
+        const prompt = Int32Array.from({ length: 16 }, (_, i) => 1000 + i * 17);
+        T.tidy(() => void runtime.prefill({ inputIds: prompt }, cache));
+        const t = ctx.time(() => T.tidy(() => void runtime.decode(Int32Array.of(42), [cache])), { warmup: 1, reps: 6, minMs: 0, maxMs: 60_000 });
+        cache.dispose();
+        const limitTps = (ctx.limits.dramReadAll * 1e9) / bytes;
+        return [
+          ctx.result(name, 'weight_bytes_per_token', bytes / 1e9, 'GB'),
+          ctx.result(name, 'bandwidth_limit_tokens_per_s', limitTps, 'tok/s'),
+          ctx.result(name, 'decode_tokens_per_s', 1 / t.median, 'tok/s', limitTps, 'bandwidth_limit'),
+          ctx.result(name, 'effective_read_bandwidth', bytes / t.median / 1e9, 'GB/s', ctx.limits.dramReadAll, `dram_read_${ctx.limits.threads}t`),
+        ];
+      } finally {
+        runtime.dispose();
+      }
+    },
+  };
+}
+
+/** One request alone vs 4 at once through the scheduler (int4 3B-text model, greedy, fixed lengths). */
+const concurrentBench: Bench = {
+  name: 'concurrent_3b_int4',
+  async run(ctx: BenchContext): Promise<BenchResult[]> {
+    const { runtime } = build3b('int4', 4);
+    const tok = presetTokenizer(runtime.model.config);
+    const scheduler = new Scheduler(runtime, tok, { maxBatch: 4 });
+    const steps = 12;
+    const req = (i: number) => ({ inputs: { inputIds: Int32Array.from({ length: 16 }, (_, k) => 1000 + 31 * i + k) }, sampling: { temperature: 0 }, maxTokens: steps });
+    try {
+      await scheduler.generate(req(0)); // warm-up
+      const t1 = await ctx.timeAsync(() => scheduler.generate(req(1)), { warmup: 0, reps: 2, minMs: 0, maxMs: 0 });
+      const t4 = await ctx.timeAsync(() => Promise.all([0, 1, 2, 3].map((i) => scheduler.generate(req(i)))), { warmup: 0, reps: 2, minMs: 0, maxMs: 0 });
+      const single = steps / t1.median;
+      const aggregate = (4 * steps) / t4.median;
+      return [
+        ctx.result('concurrent_3b_int4', 'single_request_tokens_per_s', single, 'tok/s'),
+        ctx.result('concurrent_3b_int4', 'aggregate_4_requests_tokens_per_s', aggregate, 'tok/s', single, 'single_request'),
+      ];
+    } finally {
+      runtime.dispose();
+    }
+  },
+};
+
+/** Time to first token for a 1024×1024 image (request → first token, preprocessing included) on `small`. */
+const ttftBench: Bench = {
+  name: 'ttft_small_1024px',
+  async run(ctx: BenchContext): Promise<BenchResult[]> {
+    T.manualSeed(3);
+    const model = new SeedVLModel(preset('small'));
+    const runtime = new SeedVLRuntime(model, { maxBatch: 1, maxLength: 4096, name: 'small' });
+    const engine = new Engine(runtime, presetTokenizer(model.config), { maxBatch: 1 });
+    const side = 1024;
+    const data = new Uint8Array(side * side * 3);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    const url = `data:image/png;base64,${(await encodePng({ width: side, height: side, data })).toString('base64')}`;
+    const request = { messages: [{ role: 'user' as const, content: [{ type: 'image_url' as const, image_url: { url } }, { type: 'text' as const, text: 'Describe the image.' }] }] };
+    let prompt = 0;
+    try {
+      const t = await ctx.timeAsync(async () => {
+        const h = await engine.chat(request, { sampling: { temperature: 0 }, maxTokens: 1 });
+        prompt = (await h.result).usage.promptTokens;
+      }, { warmup: 1, reps: 3, minMs: 0, maxMs: 0 });
+      return [
+        ctx.result('ttft_small_1024px', 'time_to_first_token', t.median, 's'),
+        ctx.result('ttft_small_1024px', 'prompt_tokens', prompt, 'tokens'),
+      ];
+    } finally {
+      engine.dispose();
+    }
+  },
+};
+
+export const benches: Bench[] = [decodeBench('bf16'), decodeBench('int8'), decodeBench('int4'), concurrentBench, ttftBench];

@@ -1,0 +1,148 @@
+// quantMatmul(bits, G, x, M, K, N, q, scales, bias, out):
+//   out[M, N] = x[M, K] · dequant(q, scales)[N, K]ᵀ + bias     (f32 x, out, bias)
+// Decode-sized M (<= kGemvMaxM): streaming GEMV, tasks over N claimed
+// dynamically; each task's weight slice is read from DRAM once and reused
+// from cache for every group of 4 activation rows. Larger M (prefill): tiles
+// of weight rows are dequantised into a scratch buffer and multiplied with the
+// packed f32 GEMM, so prefill runs at GEMM speed.
+#include "common.h"
+#include "cpu.h"
+#include "gemm.h"
+#include "quant.h"
+#include "quant_vnni.h"
+#include "threadpool.h"
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+namespace sv {
+namespace quant {
+namespace {
+
+constexpr int64_t kGemvMaxM = 16;
+constexpr int64_t kTaskBytes = 64 << 10;  // weight bytes per GEMV task
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+QGemvFn gemv_kernel() { return isa() == Isa::Avx512 ? qgemv_avx512 : qgemv_portable; }
+
+void run_gemv(QGemv g, int64_t M) {
+  const QGemvFn fn = gemv_kernel();
+  const int64_t rb = row_bytes(g.bits, g.K);
+  // int8 activations + VNNI dot products where the CPU and the format allow it.
+  const bool vnni = vnni_enabled() && vnni_supported(g.bits, g.G, g.K);
+  std::vector<uint8_t> prep;
+  const int64_t prepRow = vnni ? vnni_prep_bytes(g.bits, g.K) : 0;
+  if (vnni) {
+    prep.resize(static_cast<size_t>(M * prepRow));
+    for (int64_t m = 0; m < M; m++) vnni_prep_x(g.bits, g.x + m * g.ldx, g.K, prep.data() + m * prepRow);
+  }
+  const int nt = num_threads();
+  int64_t cn = std::max<int64_t>(4, (kTaskBytes / std::max<int64_t>(rb, 1)) / 4 * 4);
+  cn = std::min(cn, std::max<int64_t>(4, ceil_div(ceil_div(g.N, 4 * nt), 4) * 4));
+  const int64_t tasks = ceil_div(g.N, cn);
+  auto task = [&](int64_t t) {
+    const int64_t n0 = t * cn, n1 = std::min(g.N, n0 + cn);
+    for (int64_t r0 = 0; r0 < M; r0 += kMaxR) {
+      QGemv item = g;
+      item.R = static_cast<int>(std::min<int64_t>(kMaxR, M - r0));
+      item.x = g.x + r0 * g.ldx;
+      item.out = g.out + r0 * g.ldo;
+      if (vnni) qgemv_vnni(item, prep.data() + r0 * prepRow, n0, n1);
+      else fn(item, n0, n1);
+    }
+  };
+  if (nt == 1 || tasks == 1 || g.N * rb < (32 << 10)) {
+    for (int64_t t = 0; t < tasks; t++) task(t);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  parallel_for(std::min<int64_t>(nt, tasks), 1, [&](int64_t, int64_t) {
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) task(t);
+  });
+}
+
+void run_gemm(const QGemv& g, int64_t M) {
+  const int64_t nb = std::max<int64_t>(16, std::min<int64_t>(g.N, ((1 << 20) / std::max<int64_t>(g.K, 1)) / 16 * 16));
+  std::vector<float> tile(static_cast<size_t>(nb * g.K));
+  for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
+    const int64_t n1 = std::min(g.N, n0 + nb);
+    parallel_for(n1 - n0, 8, [&](int64_t a, int64_t b) {
+      dequant_rows(g.bits, g.G, g.K, g.q, g.scales, n0 + a, n0 + b, tile.data() + a * g.K);
+    });
+    gemm::GemmF32 mm;
+    mm.M = M;
+    mm.N = n1 - n0;
+    mm.K = g.K;
+    mm.a = g.x;
+    mm.lda = g.ldx;
+    mm.b = tile.data();
+    mm.btype = gemm::B_F32;
+    mm.ldb = g.K;
+    mm.transB = true;
+    mm.c = g.out + n0;
+    mm.ldc = g.ldo;
+    mm.bias = g.bias ? g.bias + n0 : nullptr;
+    gemm::gemm_f32(mm);
+  }
+}
+
+}  // namespace
+}  // namespace quant
+
+// quantInt8Activations(on?): whether decode-sized quantised matmuls may quantise
+// activations to int8 for VNNI dot products (default on). Returns the setting
+// in effect (false on CPUs without avx512_vnni); with no argument, only reads it.
+SV_KERNEL(quantInt8Activations) {
+  if (info.Length() > 0 && info[0].IsBoolean()) quant::set_vnni_enabled(info[0].As<Napi::Boolean>().Value());
+  return Napi::Boolean::New(info.Env(), quant::vnni_enabled());
+}
+
+SV_KERNEL(quantMatmul) {
+  const char* op = "quantMatmul";
+  checkArgc(info, 10, op);
+  const int bits = static_cast<int>(i64(info, 0, op, "bits"));
+  const int64_t G = i64(info, 1, op, "groupSize");
+  auto x = arr<float>(info, 2, op, "x");
+  const int64_t M = i64(info, 3, op, "M"), K = i64(info, 4, op, "K"), N = i64(info, 5, op, "N");
+  auto q = arr<uint8_t>(info, 6, op, "q");
+  auto scales = arr<uint16_t>(info, 7, op, "scales");
+  const bool hasBias = !info[8].IsNull() && !info[8].IsUndefined();
+  Arr<float> bias;
+  if (hasBias) bias = arr<float>(info, 8, op, "bias");
+  auto out = arr<float>(info, 9, op, "out");
+  check(bits == 4 || bits == 8, std::string(op) + ": bits must be 4 or 8, got " + std::to_string(bits));
+  check(G >= 32 && G % 32 == 0, std::string(op) + ": group size must be a positive multiple of 32, got " + std::to_string(G));
+  check(M >= 0 && N >= 0 && K >= 0 && K % G == 0,
+        std::string(op) + ": sizes M=" + std::to_string(M) + " K=" + std::to_string(K) + " N=" + std::to_string(N) +
+            " (K must be a multiple of the group size " + std::to_string(G) + ")");
+  need(x, M * K, op, "x");
+  need(q, N * quant::row_bytes(bits, K), op, "q");
+  need(scales, N * (K / G), op, "scales");
+  if (hasBias) need(bias, N, op, "bias");
+  need(out, M * N, op, "out");
+  if (M == 0 || N == 0) return info.Env().Undefined();
+  quant::QGemv g;
+  g.bits = bits;
+  g.G = G;
+  g.K = K;
+  g.N = N;
+  g.x = x.ptr;
+  g.ldx = K;
+  g.q = q.ptr;
+  g.scales = scales.ptr;
+  g.out = out.ptr;
+  g.ldo = N;
+  g.bias = hasBias ? bias.ptr : nullptr;
+  if (K == 0) {
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++) out.ptr[m * N + n] = hasBias ? bias.ptr[n] : 0.0f;
+  } else if (M <= quant::kGemvMaxM) {
+    quant::run_gemv(g, M);
+  } else {
+    quant::run_gemm(g, M);
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace sv

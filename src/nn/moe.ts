@@ -1,0 +1,239 @@
+/**
+ * Mixture-of-experts feed-forward: a router picks k experts per token, each
+ * expert runs only on the tokens routed to it (gather → run → scatter back),
+ * and the outputs are summed with the router's weights. Never dense: an expert
+ * no token chose does no work at all.
+ *
+ * Two router families behind one interface (docs: open-models.md §7–8):
+ * - 'softmax' (Qwen3-MoE / Qwen3-VL-MoE): p = softmax(logits); top-k of p;
+ *   weights renormalised to sum to one when `normTopkProb`.
+ * - 'sigmoid' (DeepSeek-V3 / Kimi-VL): s = sigmoid(logits); selection on
+ *   s + correction bias, limited to the `topkGroup` best of `nGroup` expert
+ *   groups (group score = sum of its two best biased scores; other groups'
+ *   scores set to exactly 0.0 as the reference does); weights are the
+ *   *unbiased* s of the chosen experts, renormalised when `normTopkProb`.
+ * Both multiply the weights by `routedScalingFactor` (1 for Qwen).
+ *
+ * Experts are stored one module per expert (`experts.{e}.{gate,up,down}_proj`,
+ * the DeepSeek checkpoint layout) rather than stacked [E, …] tensors: taking an
+ * expert's slice of a stacked parameter would, in our autograd, materialise a
+ * full-size gradient per expert. Loaders split Hub-stacked tensors per expert.
+ */
+import { Module } from './module.ts';
+import { Linear } from './linear.ts';
+import { Tensor, tensor, empty, zeros, ones, noGrad, tidy, copyInto, uniform_, linear } from '../tensor/index.ts';
+import { reshape, unsqueeze, cat } from '../tensor/ops/view.ts';
+import { add, mul, div, addScalar, mulScalar, sigmoid, square } from '../tensor/ops/elementwise.ts';
+import { swiglu } from '../tensor/ops/activation.ts';
+import { sum, mean, logsumexp } from '../tensor/ops/reduce.ts';
+import { softmax } from '../tensor/ops/softmax.ts';
+import { indexSelect, indexAdd, gather, scatterAdd, topk, moeRoute } from '../tensor/ops/indexing.ts';
+
+type FloatDType = 'float32' | 'float64';
+
+/** LLaMA/Qwen gated MLP: down(silu(gate(x)) ⊙ up(x)), no biases. */
+export class SwiGLU extends Module {
+  readonly gateProj: Linear;
+  readonly upProj: Linear;
+  readonly downProj: Linear;
+
+  constructor(hidden: number, intermediate: number, opts: { dtype?: FloatDType } = {}) {
+    super();
+    this.gateProj = this.module('gate_proj', new Linear(hidden, intermediate, { bias: false, dtype: opts.dtype }));
+    this.upProj = this.module('up_proj', new Linear(hidden, intermediate, { bias: false, dtype: opts.dtype }));
+    this.downProj = this.module('down_proj', new Linear(intermediate, hidden, { bias: false, dtype: opts.dtype }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.downProj.forward(swiglu(this.gateProj.forward(x), this.upProj.forward(x)));
+  }
+}
+
+export type RouterScoring = 'softmax' | 'sigmoid';
+
+export interface RouterOptions {
+  numExperts: number;
+  topK: number;
+  scoring: RouterScoring;
+  normTopkProb: boolean;
+  /** Sigmoid family: expert groups and groups kept per token (1/1 = no group limit). */
+  nGroup?: number;
+  topkGroup?: number;
+  routedScalingFactor?: number;
+  dtype?: FloatDType;
+}
+
+export interface Routing {
+  /** Router logits [T, E] (the z-loss input). */
+  logits: Tensor;
+  /** Routing probabilities [T, E] for the balance loss: softmax, or sigmoid scores normalised per token. */
+  probs: Tensor;
+  /** Combine weights of the chosen experts [T, k] (differentiable). */
+  weights: Tensor;
+  /** Chosen experts [T, k], int32 (no gradient). */
+  experts: Tensor;
+}
+
+/** Scores tokens against experts and picks the top k (see the file comment for both rules). */
+export class Router extends Module {
+  readonly weight: Tensor;
+  /** Sigmoid family only: added to the scores for selection, not for the weights. Not trained by gradient. */
+  readonly eScoreCorrectionBias: Tensor | null;
+  readonly numExperts: number;
+  readonly topK: number;
+  readonly scoring: RouterScoring;
+  readonly normTopkProb: boolean;
+  readonly nGroup: number;
+  readonly topkGroup: number;
+  readonly routedScalingFactor: number;
+
+  constructor(readonly hidden: number, opts: RouterOptions) {
+    super();
+    this.numExperts = opts.numExperts;
+    this.topK = opts.topK;
+    this.scoring = opts.scoring;
+    this.normTopkProb = opts.normTopkProb;
+    this.nGroup = opts.nGroup ?? 1;
+    this.topkGroup = opts.topkGroup ?? 1;
+    this.routedScalingFactor = opts.routedScalingFactor ?? 1;
+    if (this.topK > this.numExperts) throw new RangeError(`Router: topK ${this.topK} > numExperts ${this.numExperts}`);
+    if (this.numExperts % this.nGroup !== 0) throw new RangeError(`Router: nGroup ${this.nGroup} does not divide numExperts ${this.numExperts}`);
+    const bound = 1 / Math.sqrt(hidden); // the init of a bias-free Linear(hidden → E)
+    this.weight = this.param('weight', uniform_(empty([this.numExperts, hidden], opts.dtype ?? 'float32'), -bound, bound));
+    this.eScoreCorrectionBias = this.scoring === 'sigmoid'
+      ? this.param('e_score_correction_bias', zeros([this.numExperts], opts.dtype ?? 'float32'), false)
+      : null;
+  }
+
+  forward(x: Tensor): Routing {
+    const logits = linear(x, this.weight);                              // [T, E]
+    return this.scoring === 'softmax' ? this.routeSoftmax(logits) : this.routeSigmoid(logits);
+  }
+
+  private routeSoftmax(logits: Tensor): Routing {
+    const probs = softmax(logits, -1);                                  // [T, E]
+    const top = topk(probs, this.topK);                                  // [T, k]
+    let weights = top.values;
+    if (this.normTopkProb) weights = div(weights, sum(weights, -1, true));
+    if (this.routedScalingFactor !== 1) weights = mulScalar(weights, this.routedScalingFactor);
+    return { logits, probs, weights, experts: top.indices };
+  }
+
+  private routeSigmoid(logits: Tensor): Routing {
+    const scores = sigmoid(logits);                                      // [T, E]
+    const experts = noGrad(() => this.selectGroupLimited(scores));       // selection is not differentiable
+    let weights = gather(scores, 1, experts);                            // unbiased scores of the chosen experts
+    if (this.normTopkProb) weights = div(weights, addScalar(sum(weights, -1, true), 1e-20));
+    if (this.routedScalingFactor !== 1) weights = mulScalar(weights, this.routedScalingFactor);
+    const probs = div(scores, sum(scores, -1, true));
+    return { logits, probs, weights, experts };
+  }
+
+  /** top-k of (scores + bias), restricted to the best `topkGroup` groups; int32 [T, k]. */
+  private selectGroupLimited(scores: Tensor): Tensor {
+    return tidy(() => {
+      const T = scores.shape[0];
+      let biased = add(scores, this.eScoreCorrectionBias!);              // [T, E]
+      if (this.nGroup > 1) {
+        const perGroup = this.numExperts / this.nGroup;
+        const grouped = reshape(biased, [T, this.nGroup, perGroup]);
+        const groupScore = sum(topk(grouped, 2).values, -1);             // [T, G]: sum of each group's two best
+        const kept = topk(groupScore, this.topkGroup).indices;           // [T, topkGroup]
+        const mask = scatterAdd(zeros([T, this.nGroup], scores.dtype), 1, kept, ones([T, this.topkGroup], scores.dtype));
+        biased = reshape(mul(grouped, unsqueeze(mask, -1)), [T, this.numExperts]); // dropped groups → 0.0
+      }
+      return topk(biased, this.topK).indices;
+    });
+  }
+
+  /**
+   * DeepSeek-V3 auxiliary-loss-free balancing: after a step, raise the bias of
+   * under-loaded experts and lower it for over-loaded ones by `rate`.
+   * `counts` are routing slots per expert (MoEOutput.counts, summed over layers' batches as wanted).
+   */
+  updateCorrectionBias(counts: readonly number[], rate: number): void {
+    if (!this.eScoreCorrectionBias) throw new Error('Router.updateCorrectionBias: only the sigmoid router has a correction bias');
+    if (counts.length !== this.numExperts) throw new RangeError(`Router.updateCorrectionBias: ${counts.length} counts for ${this.numExperts} experts`);
+    const avg = counts.reduce((a, b) => a + b, 0) / counts.length;
+    const step = counts.map((c) => rate * Math.sign(avg - c));
+    noGrad(() => tidy(() => {
+      const b = this.eScoreCorrectionBias!;
+      copyInto(add(b, tensor(step, [this.numExperts], b.dtype as FloatDType)), b);
+    }));
+  }
+}
+
+export interface MoEOptions extends RouterOptions {
+  hidden: number;
+  /** SwiGLU width of one routed expert. */
+  intermediate: number;
+  /** Shared experts, fused into one SwiGLU of width numShared·intermediate (0: none). */
+  numShared?: number;
+}
+
+export interface MoEOutput {
+  /** [T, d] */
+  out: Tensor;
+  routing: Routing;
+  /** Routing slots (token, choice) per expert in this forward (Σ = T·k). */
+  counts: number[];
+}
+
+/** Routed experts (+ optional shared experts), computed sparsely. */
+export class MoE extends Module {
+  readonly gate: Router;
+  readonly experts: SwiGLU[];
+  readonly sharedExperts: SwiGLU | null;
+
+  constructor(readonly opts: MoEOptions) {
+    super();
+    this.gate = this.module('gate', new Router(opts.hidden, opts));
+    const experts: SwiGLU[] = [];
+    for (let e = 0; e < opts.numExperts; e++) experts.push(new SwiGLU(opts.hidden, opts.intermediate, { dtype: opts.dtype }));
+    this.experts = this.modules('experts', experts);
+    const shared = opts.numShared ?? 0;
+    this.sharedExperts = shared > 0
+      ? this.module('shared_experts', new SwiGLU(opts.hidden, shared * opts.intermediate, { dtype: opts.dtype }))
+      : null;
+  }
+
+  /** x [T, d] → [T, d]. */
+  forward(x: Tensor): MoEOutput {
+    const [T, d] = x.shape;
+    const k = this.gate.topK;
+    const routing = this.gate.forward(x);                              // weights, experts: [T, k]
+    const plan = moeRoute(routing.experts, this.experts.length);      // slots grouped by expert
+    const outputs: Tensor[] = [];
+    this.experts.forEach((expert, e) => {
+      if (plan.counts[e] === 0) return;                               // unchosen experts do no work
+      const rows = plan.tokens.subarray(plan.offsets[e], plan.offsets[e + 1]);
+      outputs.push(expert.forward(indexSelect(x, 0, rows)));          // [n_e, d]
+    });
+    const gates = indexSelect(reshape(routing.weights, [T * k]), 0, plan.order); // [T·k], dispatch order
+    const weighted = mul(cat(outputs, 0), unsqueeze(gates, 1));       // [T·k, d]
+    let out = indexAdd(zeros([T, d], x.dtype), 0, plan.tokens, weighted); // each token sums its k experts
+    if (this.sharedExperts) out = add(out, this.sharedExperts.forward(x));
+    return { out, routing, counts: plan.counts };
+  }
+}
+
+// ------------------------------------------------------------------ losses
+
+/**
+ * Switch-Transformer load-balancing loss for one layer: E · Σ_e f_e · P_e, with
+ * f_e = (routing slots on expert e) / (T·k) and P_e = mean over tokens of the
+ * routing probability of e. Perfectly balanced routing gives exactly 1 whatever
+ * k is. (Hugging Face's `load_balancing_loss_func` normalises f by T only, so
+ * its value is k times this one.) Differentiable through P.
+ */
+export function loadBalancingLoss(probs: Tensor, counts: readonly number[], topK: number): Tensor {
+  const [T, E] = probs.shape;
+  if (counts.length !== E) throw new RangeError(`loadBalancingLoss: ${counts.length} counts for ${E} experts (probs [${probs.shape}])`);
+  const f = tensor(counts.map((c) => c / (T * topK)), [E], probs.dtype as FloatDType);
+  return mulScalar(sum(mul(f, mean(probs, 0))), E);
+}
+
+/** ST-MoE router z-loss: mean over tokens of logsumexp(logits)². */
+export function routerZLoss(logits: Tensor): Tensor {
+  return mean(square(logsumexp(logits, -1)));
+}
