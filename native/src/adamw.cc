@@ -40,7 +40,7 @@ SV_KERNEL(adamwStep) {
     SV_ISA_CALL_T(T, adamw_update, p.ptr, g.ptr, m.ptr, v.ptr, n, static_cast<T>(1 - lr * wd), static_cast<T>(b1),
                 static_cast<T>(b2), static_cast<T>(lr / bc1), static_cast<T>(1 / std::sqrt(bc2)), static_cast<T>(eps));
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -58,7 +58,7 @@ SV_KERNEL(sumSquares) {
     need(x, n, op, "x");
     s = SV_ISA_CALL_T(T, sum_squares, x.ptr, n);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return Napi::Number::New(info.Env(), s);
 }
@@ -76,7 +76,7 @@ SV_KERNEL(scaleInPlace) {
     need(x, n, op, "x");
     SV_ISA_CALL_T(T, scale_inplace, x.ptr, n, static_cast<T>(s));
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }

@@ -33,7 +33,7 @@ SV_KERNEL(ewBinary) {
     T alpha = static_cast<T>(f64(info, 9, op, "alpha")), beta = static_cast<T>(f64(info, 10, op, "beta"));
     SV_ISA_CALL_T(T, binary_run, static_cast<int>(code), out.ptr, a.ptr, b.ptr, L, alpha, beta);
   };
-  if (is_f64_arg(info, 1)) run(double{});
+  if (ew_is_f64(info, 1)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }

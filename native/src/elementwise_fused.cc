@@ -41,7 +41,7 @@ SV_KERNEL(biasActForward) {
     }
     SV_ISA_CALL_T(T, bias_act_fwd, x.ptr, bias, y.ptr, rows, D, static_cast<int>(act));
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -75,7 +75,7 @@ SV_KERNEL(biasActBackward) {
     }
     SV_ISA_CALL_T(T, bias_act_bwd, g.ptr, x.ptr, bias, gx.ptr, gbias, rows, D, static_cast<int>(act));
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -100,7 +100,7 @@ SV_KERNEL(swigluBackward) {
     need(gup, n, op, "gup");
     SV_ISA_CALL_T(T, swiglu_bwd, g.ptr, gate.ptr, up.ptr, ggate.ptr, gup.ptr, n);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }

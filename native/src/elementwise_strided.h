@@ -29,7 +29,7 @@ inline std::vector<int64_t> read_dims(const Napi::CallbackInfo& info, size_t i, 
 }
 
 // True when argument i is a Float64Array (kernels are generic over f32/f64).
-inline bool is_f64_arg(const Napi::CallbackInfo& info, size_t i) {
+inline bool ew_is_f64(const Napi::CallbackInfo& info, size_t i) {
   Napi::Value v = info[i];
   return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array;
 }

@@ -31,7 +31,7 @@ SV_KERNEL(ewUnary) {
     T alpha = static_cast<T>(f64(info, 6, op, "alpha")), beta = static_cast<T>(f64(info, 7, op, "beta"));
     SV_ISA_CALL_T(T, unary_run, static_cast<int>(code), out.ptr, x.ptr, L, alpha, beta);
   };
-  if (is_f64_arg(info, 1)) run(double{});
+  if (ew_is_f64(info, 1)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -54,7 +54,7 @@ SV_KERNEL(ewWhere) {
     need(out, L.numel, op, "out");
     SV_ISA_CALL_T(T, where_run, out.ptr, c.ptr, a.ptr, b.ptr, L);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }

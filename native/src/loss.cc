@@ -58,7 +58,7 @@ SV_KERNEL(crossEntropyForward) {
       count++;
     }
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   Napi::Object res = Napi::Object::New(info.Env());
   res.Set("sum", sum);
@@ -92,7 +92,7 @@ SV_KERNEL(crossEntropyBackward) {
     SV_ISA_CALL_T(T, cross_entropy_bwd, x.ptr, tgt.ptr, stats.ptr, stats.ptr + N, g.ptr, gStride, static_cast<T>(gScale), gx.ptr, N, V,
                 ignore, static_cast<T>(smoothing));
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }

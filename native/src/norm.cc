@@ -42,7 +42,7 @@ SV_KERNEL(layerNormForward) {
     const T* b = opt_arr<T>(info, 2, op, "bias", D);
     SV_ISA_CALL_T(T, layer_norm_fwd, x.ptr, w, b, y.ptr, mean.ptr, rstd.ptr, rows, D, static_cast<T>(eps));
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -70,7 +70,7 @@ SV_KERNEL(layerNormBackward) {
     T* gb = opt_arr<T>(info, 7, op, "gbias", D);
     SV_ISA_CALL_T(T, layer_norm_bwd, g.ptr, x.ptr, w, mean.ptr, rstd.ptr, gx.ptr, gw, gb, rows, D);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -93,7 +93,7 @@ SV_KERNEL(rmsNormForward) {
     const T* w = opt_arr<T>(info, 1, op, "weight", D);
     SV_ISA_CALL_T(T, rms_norm_fwd, x.ptr, w, y.ptr, rstd.ptr, rows, D, static_cast<T>(eps));
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -118,7 +118,7 @@ SV_KERNEL(rmsNormBackward) {
     T* gw = opt_arr<T>(info, 5, op, "gweight", D);
     SV_ISA_CALL_T(T, rms_norm_bwd, g.ptr, x.ptr, w, rstd.ptr, gx.ptr, gw, rows, D);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }

@@ -38,7 +38,7 @@ SV_KERNEL(reduceSum) {
     need(out, outer * inner, op, "out");
     SV_ISA_CALL_T(T, reduce_sum, x.ptr, out.ptr, outer, R, inner, static_cast<T>(scale));
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -61,7 +61,7 @@ SV_KERNEL(reduceMax) {
     need(out, outer * inner, op, "out");
     SV_ISA_CALL_T(T, reduce_max, x.ptr, out.ptr, idx.ptr, outer, R, inner);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -87,7 +87,7 @@ SV_KERNEL(reduceMaxBackward) {
     need(gx, outer * R * inner, op, "gx");
     SV_ISA_CALL_T(T, reduce_max_bwd, g.ptr, idx.ptr, gx.ptr, outer, R, inner);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -106,7 +106,7 @@ SV_KERNEL(logsumexpRows) {
     need(out, rows, op, "out");
     SV_ISA_CALL_T(T, logsumexp_rows, x.ptr, out.ptr, rows, R);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }

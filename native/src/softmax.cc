@@ -29,7 +29,7 @@ SV_KERNEL(softmaxForward) {
     need(y, rows * n, op, "y");
     SV_ISA_CALL_T(T, softmax_fwd, x.ptr, y.ptr, rows, n, log);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
@@ -51,7 +51,7 @@ SV_KERNEL(softmaxBackward) {
     need(gx, rows * n, op, "gx");
     SV_ISA_CALL_T(T, softmax_bwd, g.ptr, y.ptr, gx.ptr, rows, n, log);
   };
-  if (is_f64_arg(info, 0)) run(double{});
+  if (ew_is_f64(info, 0)) run(double{});
   else run(float{});
   return info.Env().Undefined();
 }
