@@ -28,6 +28,7 @@ import { swiglu } from '../tensor/ops/activation.ts';
 import { sum, mean, logsumexp } from '../tensor/ops/reduce.ts';
 import { softmax } from '../tensor/ops/softmax.ts';
 import { indexSelect, indexAdd, gather, scatterAdd, topk, moeRoute } from '../tensor/ops/indexing.ts';
+import { groupedLinear } from '../tensor/ops/grouped.ts';
 
 type FloatDType = 'float32' | 'float64';
 
@@ -203,14 +204,15 @@ export class MoE extends Module {
     const k = this.gate.topK;
     const routing = this.gate.forward(x);                              // weights, experts: [T, k]
     const plan = moeRoute(routing.experts, this.experts.length);      // slots grouped by expert
-    const outputs: Tensor[] = [];
-    this.experts.forEach((expert, e) => {
-      if (plan.counts[e] === 0) return;                               // unchosen experts do no work
-      const rows = plan.tokens.subarray(plan.offsets[e], plan.offsets[e + 1]);
-      outputs.push(expert.forward(indexSelect(x, 0, rows)));          // [n_e, d]
-    });
+    // Each expert runs once on its contiguous block of gathered rows; empty
+    // experts are skipped inside groupedLinear (no work, no gradient).
+    const rows = indexSelect(x, 0, plan.tokens);                      // [T·k, d], expert order
+    const weightsOf = (pick: (e: SwiGLU) => Linear): Tensor[] => this.experts.map((e) => pick(e).weight);
+    const gate = groupedLinear(rows, weightsOf((e) => e.gateProj), plan.offsets);
+    const up = groupedLinear(rows, weightsOf((e) => e.upProj), plan.offsets);
+    const expertOut = groupedLinear(swiglu(gate, up), weightsOf((e) => e.downProj), plan.offsets); // [T·k, d]
     const gates = indexSelect(reshape(routing.weights, [T * k]), 0, plan.order); // [T·k], dispatch order
-    const weighted = mul(cat(outputs, 0), unsqueeze(gates, 1));       // [T·k, d]
+    const weighted = mul(expertOut, unsqueeze(gates, 1));             // [T·k, d]
     let out = indexAdd(zeros([T, d], x.dtype), 0, plan.tokens, weighted); // each token sums its k experts
     if (this.sharedExperts) out = add(out, this.sharedExperts.forward(x));
     return { out, routing, counts: plan.counts };

@@ -8,7 +8,7 @@
  * activations of graphs that will never be differentiated.
  */
 import { type Tensor, onesLike, contiguousCopy, accumulateInto } from './tensor.ts';
-import { tidy, keep } from './scope.ts';
+import { tidy, keep, inCurrentScope } from './scope.ts';
 
 /** Maps the output gradient to one gradient per input; `saved` are the tensors given to `record` (retained). */
 export type BackwardFn = (gradOut: Tensor, saved: Tensor[]) => (Tensor | null | undefined)[];
@@ -166,11 +166,20 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
       });
       if (!opts.retainGraph) node.free();
     }
+    const handedOut = new Set<Tensor>();
     for (const [leaf, g] of leafGrads) {
       if (leaf.grad) accumulateInto(leaf.grad, g);
-      else leaf.grad = keep(contiguousCopy(g)); // own copy: g may alias the seed or another gradient
+      else if (isPrivate(g, leaf) && !handedOut.has(g)) {
+        leaf.grad = keep(g); // a fresh gradient nobody else holds: no copy needed
+        handedOut.add(g);
+      } else leaf.grad = keep(contiguousCopy(g)); // g may alias the seed, a saved tensor or another gradient
     }
   });
+}
+
+/** A gradient made during this backward pass whose memory no other tensor shares. */
+function isPrivate(g: Tensor, leaf: Tensor): boolean {
+  return inCurrentScope(g) && g.storage.refCount === 1 && g.isContiguous && g.offset === 0 && g.dtype === leaf.dtype;
 }
 
 /** a + b for gradient sums, without recording (both have the input's shape). */

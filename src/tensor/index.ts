@@ -22,3 +22,4 @@ export * from './ops/norm.ts';
 export * from './ops/loss.ts';
 export * from './ops/optim.ts';
 export * from './ops/attention.ts';
+export * from './ops/grouped.ts';

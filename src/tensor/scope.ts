@@ -59,6 +59,12 @@ export function tidy<R>(fn: () => R): R {
   return result;
 }
 
+/** True if `t` was created in the innermost open scope (and not kept). */
+export function inCurrentScope(t: Tensor): boolean {
+  const top = stack[stack.length - 1];
+  return top ? top.has(t) : false;
+}
+
 /** Number of open scopes (for tests). */
 export function scopeDepth(): number {
   return stack.length;

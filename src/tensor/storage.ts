@@ -47,6 +47,11 @@ export class Storage {
     return this.released;
   }
 
+  /** How many tensors share this storage. */
+  get refCount(): number {
+    return this.released ? 0 : this.refs;
+  }
+
   retain(): this {
     if (this.released) throw new Error('storage: retain after release (use after dispose)');
     this.refs++;

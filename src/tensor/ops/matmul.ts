@@ -81,7 +81,7 @@ function batchStrides(t: Tensor, batch: readonly number[]): number[] {
  * `c` the result. Batch dims broadcast from the right; a batch dim along which
  * `c` has size 1 (or is missing) is summed into c. No autograd here.
  */
-function gemmInto(
+export function gemmInto(
   a: Tensor, swapA: boolean, b: Tensor, swapB: boolean, c: Tensor, batch: readonly number[],
   beta = 0, bias: Tensor | null = null,
 ): void {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tensor, manualSeed, noGrad, tidy, copyInto, randn } from '../../../src/tensor/index.ts';
+import { Tensor, tensor, manualSeed, noGrad, tidy, copyInto, randn, ones, backward } from '../../../src/tensor/index.ts';
 import { abs } from '../../../src/tensor/ops/elementwise.ts';
 import { Router, MoE, loadBalancingLoss, routerZLoss, type RouterOptions } from '../../../src/nn/moe.ts';
 import { assertClose } from './_helpers.ts';
@@ -112,24 +112,26 @@ test('MoE dispatch equals the per-token sum of chosen experts (+ shared) and ski
   const w = m.gate.weight.toArray();
   for (let i = 0; i < d; i++) w[3 * d + i] = -10;
   setWeight(m.gate.weight, w);
-  const calls = [0, 0, 0, 0];
-  const rowsSeen = [0, 0, 0, 0];
-  m.experts.forEach((ex, e) => {
-    const f = ex.forward.bind(ex);
-    ex.forward = (x: Tensor): Tensor => {
-      calls[e]++;
-      rowsSeen[e] += x.shape[0];
-      return f(x);
-    };
-  });
+  // Poison expert 3: if any of its weights took part in the computation (a
+  // dense dispatch), the output would contain NaN.
+  const ex3 = m.experts[3];
+  const saved = [ex3.gateProj.weight, ex3.upProj.weight, ex3.downProj.weight].map((p) => p.toArray());
+  for (const p of [ex3.gateProj.weight, ex3.upProj.weight, ex3.downProj.weight]) setWeight(p, p.toArray().map(() => NaN));
   tidy(() => {
     const T = 9;
     const x = abs(randn([T, d], { dtype: 'float64', seed: 5 }));
     const out = m.forward(x);
     assert.deepEqual(out.out.shape, [T, d]);
-    assert.equal(calls[3], 0, 'an expert no token chose must not run');
-    assert.equal(rowsSeen.reduce((a, b) => a + b, 0), T * 2, 'each expert sees only its tokens');
-    assert.deepEqual(out.counts, rowsSeen);
+    assert.equal(out.counts[3], 0, 'no token chose expert 3');
+    assert.ok(out.out.toArray().every(Number.isFinite), 'an expert no token chose must not run');
+    assert.equal(out.counts.reduce((a, b) => a + b, 0), T * 2, 'each token is dispatched to exactly k experts');
+    // Unchosen experts get no gradient; chosen ones do.
+    const seed = ones([T, d], 'float64');
+    backward(out.out, { grad: seed });
+    assert.equal(ex3.gateProj.weight.grad, null);
+    assert.ok(m.experts[0].gateProj.weight.grad || m.experts[1].gateProj.weight.grad);
+    m.zeroGrad();
+    [ex3.gateProj.weight, ex3.upProj.weight, ex3.downProj.weight].forEach((p, i) => setWeight(p, saved[i]));
     const wts = out.routing.weights.toArray();
     const ex = out.routing.experts.toArray();
     const xs = x.toArray();
