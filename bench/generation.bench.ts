@@ -24,7 +24,7 @@ import { preset } from '../src/models/seed_vl/presets.ts';
 import { SeedVLModel } from '../src/models/seed_vl/model.ts';
 import { DecoderLayer } from '../src/models/seed_vl/language.ts';
 import { SeedVLRuntime } from '../src/generation/seed_vl_runtime.ts';
-import { installQuantized, defaultGroupSize } from '../src/generation/quantize_model.ts';
+import { installQuantized, defaultGroupSize, releaseQuantized } from '../src/generation/quantize_model.ts';
 import { Scheduler } from '../src/generation/scheduler.ts';
 import { Engine } from '../src/generation/engine.ts';
 import { presetTokenizer } from '../src/generation/preset_tokenizer.ts';
@@ -65,21 +65,33 @@ function convert(m: Module, format: Format): number {
 }
 
 /** The 3B-text model in one format; `bytes` = Linear weight bytes read per decoded token. */
-function build3b(format: Format, maxBatch: number): { runtime: SeedVLRuntime; bytes: number; params: number } {
+export function build3b(format: Format, maxBatch: number): { runtime: SeedVLRuntime; bytes: number; params: number; dispose(): void } {
   const layers = 36;
   T.manualSeed(7);
   const model = new SeedVLModel(qwen3bText(1));
   const lang = model.language;
   let bytes = convert(lang, format);                      // layer 0 and the head
   lang.embedTokens.setParameter('weight', T.noGrad(() => cast(lang.embedTokens.weight, 'bfloat16')));
+  const appended: DecoderLayer[] = [];
   for (let i = 1; i < layers; i++) {
     const layer = new DecoderLayer(lang.config, i, 'float32');
     bytes += convert(layer, format);
     lang.layers.push(layer);                               // forward iterates this array
+    appended.push(layer);                                  // not registered modules: dispose them ourselves
   }
   model.config.language.numLayers = layers;                // so the KV cache gets a slot per layer
   const params = lang.layers.length * (2 * 2048 * 2048 + 2 * 2048 * 256 + 3 * 2048 * 11008) + 2048 * 151936;
-  return { runtime: new SeedVLRuntime(model, { maxBatch, maxLength: 256, name: `qwen2.5-3b-text-${format}` }), bytes, params };
+  const runtime = new SeedVLRuntime(model, { maxBatch, maxLength: 256, name: `qwen2.5-3b-text-${format}` });
+  return {
+    runtime, bytes, params,
+    dispose: () => {
+      runtime.dispose();
+      for (const l of appended) {
+        releaseQuantized(l);
+        l.dispose();
+      }
+    },
+  };
 }
 
 function decodeBench(format: Format): Bench {
@@ -87,7 +99,7 @@ function decodeBench(format: Format): Bench {
   return {
     name,
     async run(ctx: BenchContext): Promise<BenchResult[]> {
-      const { runtime, bytes } = build3b(format, 1);
+      const { runtime, bytes, dispose } = build3b(format, 1);
       try {
         const cache = runtime.createCache(200);
         const prompt = Int32Array.from({ length: 16 }, (_, i) => 1000 + i * 17);
@@ -102,7 +114,7 @@ function decodeBench(format: Format): Bench {
           ctx.result(name, 'effective_read_bandwidth', bytes / t.median / 1e9, 'GB/s', ctx.limits.dramReadAll, `dram_read_${ctx.limits.threads}t`),
         ];
       } finally {
-        runtime.dispose();
+        dispose();
       }
     },
   };
@@ -112,10 +124,10 @@ function decodeBench(format: Format): Bench {
 const concurrentBench: Bench = {
   name: 'concurrent_3b_int4',
   async run(ctx: BenchContext): Promise<BenchResult[]> {
-    const { runtime } = build3b('int4', 4);
+    const { runtime, dispose } = build3b('int4', 4);
     const tok = presetTokenizer(runtime.model.config);
     const scheduler = new Scheduler(runtime, tok, { maxBatch: 4 });
-    const steps = 12;
+    const steps = 48;
     const req = (i: number) => ({ inputs: { inputIds: Int32Array.from({ length: 16 }, (_, k) => 1000 + 31 * i + k) }, sampling: { temperature: 0 }, maxTokens: steps });
     try {
       await scheduler.generate(req(0)); // warm-up
@@ -128,7 +140,7 @@ const concurrentBench: Bench = {
         ctx.result('concurrent_3b_int4', 'aggregate_4_requests_tokens_per_s', aggregate, 'tok/s', single, 'single_request'),
       ];
     } finally {
-      runtime.dispose();
+      dispose();
     }
   },
 };

@@ -46,6 +46,8 @@ inline int64_t row_bytes(int bits, int64_t K) { return bits == 8 ? K : K / 2; }
 // Dequantises rows [n0, n1) into dst[(n - n0) * K + k].
 void dequant_rows(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0, int64_t n1,
                   float* dst);
+void dequant_rows_avx512(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0, int64_t n1,
+                         float* dst);
 
 }  // namespace quant
 }  // namespace sv

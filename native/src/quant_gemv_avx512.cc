@@ -101,6 +101,33 @@ void rows(const QGemv& g, int64_t n0, int64_t n1) {
 
 }  // namespace
 
+void dequant_rows_avx512(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0, int64_t n1,
+                         float* dst) {
+  const int64_t ng = K / G, rb = row_bytes(bits, K);
+  const __m128i lowMask = _mm_set1_epi8(0x0F);
+  for (int64_t n = n0; n < n1; n++) {
+    float* o = dst + (n - n0) * K;
+    const uint8_t* qr = q + n * rb;
+    for (int64_t gi = 0; gi < ng; gi++) {
+      const float sc = scale_of(scales, n * ng + gi);
+      const __m512 s = _mm512_set1_ps(sc), off = _mm512_set1_ps(-8.0f * sc);
+      for (int64_t k = gi * G; k < (gi + 1) * G; k += 32) {
+        if (bits == 8) {
+          const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k));
+          const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k + 16));
+          _mm512_storeu_ps(o + k, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b0)), s));
+          _mm512_storeu_ps(o + k + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b1)), s));
+        } else {
+          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k / 2));
+          const __m128i lo = _mm_and_si128(b, lowMask), hi = _mm_and_si128(_mm_srli_epi16(b, 4), lowMask);
+          _mm512_storeu_ps(o + k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), s, off));
+          _mm512_storeu_ps(o + k + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), s, off));
+        }
+      }
+    }
+  }
+}
+
 void qgemv_avx512(const QGemv& g, int64_t n0, int64_t n1) {
   switch (g.R) {
     case 1: return rows<1>(g, n0, n1);

@@ -68,7 +68,7 @@ void run_gemm(const QGemv& g, int64_t M) {
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
     const int64_t n1 = std::min(g.N, n0 + nb);
     parallel_for(n1 - n0, 8, [&](int64_t a, int64_t b) {
-      dequant_rows(g.bits, g.G, g.K, g.q, g.scales, n0 + a, n0 + b, tile.data() + a * g.K);
+      (isa() == Isa::Avx512 ? dequant_rows_avx512 : dequant_rows)(g.bits, g.G, g.K, g.q, g.scales, n0 + a, n0 + b, tile.data() + a * g.K);
     });
     gemm::GemmF32 mm;
     mm.M = M;
@@ -137,7 +137,9 @@ SV_KERNEL(quantMatmul) {
   if (K == 0) {
     for (int64_t m = 0; m < M; m++)
       for (int64_t n = 0; n < N; n++) out.ptr[m * N + n] = hasBias ? bias.ptr[n] : 0.0f;
-  } else if (M <= quant::kGemvMaxM) {
+  } else if (M <= quant::kGemvMaxM || (quant::vnni_enabled() && quant::vnni_supported(bits, G, K))) {
+    // With VNNI the 4-row int8 dot-product kernel is also the fastest prefill path
+    // (measured on 11008x2048 int4: M = 64 in 7.6 ms vs 19.8 ms dequantise-then-GEMM, ~380 GFLOP/s).
     quant::run_gemv(g, M);
   } else {
     quant::run_gemm(g, M);

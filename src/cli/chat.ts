@@ -51,22 +51,18 @@ export async function chatCommand(argv: string[]): Promise<number> {
   let history: ChatMessage[] = [];
   let pending: ContentPart[] = [];
   let current: AbortController | null = null;
-  let closed = false;
   rl.on('SIGINT', () => {
     if (current) current.abort();
     else rl.close();
   });
-  rl.on('close', () => (closed = true));
-  const ask = (): Promise<string | null> =>
-    new Promise((resolve) => {
-      if (closed) return resolve(null);
-      const onClose = (): void => resolve(null);
-      rl.once('close', onClose);
-      rl.question(pending.length ? `you (+${pending.length} media)> ` : 'you> ', (line) => {
-        rl.off('close', onClose);
-        resolve(line);
-      });
-    });
+  // The line iterator buffers input that arrives while an answer is generated (piped stdin).
+  const lines = rl[Symbol.asyncIterator]();
+  const ask = async (): Promise<string | null> => {
+    rl.setPrompt(pending.length ? `you (+${pending.length} media)> ` : 'you> ');
+    rl.prompt();
+    const r = await lines.next();
+    return r.done ? null : r.value;
+  };
   console.error(`chatting with ${engine.name} (thinking ${thinking === 'enabled' ? 'on' : 'off'}); /exit to leave`);
   try {
     for (;;) {

@@ -5,6 +5,22 @@
 type Command = { summary: string; load: () => Promise<(argv: string[]) => Promise<number>> };
 
 const COMMANDS: Record<string, Command> = {
+  run: {
+    summary: 'answer one prompt (streamed), with images/video',
+    load: async () => (await import('./run.ts')).runCommand,
+  },
+  chat: {
+    summary: 'interactive multi-turn chat (/image to attach)',
+    load: async () => (await import('./chat.ts')).chatCommand,
+  },
+  serve: {
+    summary: 'OpenAI-compatible HTTP API + playground',
+    load: async () => (await import('./serve.ts')).serveCommand,
+  },
+  quantize: {
+    summary: 'write an int8/int4 weight-quantised copy of a model directory',
+    load: async () => (await import('./quantize.ts')).quantizeCommand,
+  },
   info: {
     summary: 'parameter and FLOP accounting of a model preset',
     load: async () => (await import('./info.ts')).infoCommand,

@@ -6,6 +6,9 @@
  * expert tensors stay as they are; so does the vision encoder (compute-bound,
  * run once per image).
  *
+ * Routed MoE experts are not quantised: the MoE reads their weights directly
+ * for its grouped GEMM (a grouped quantised kernel would be needed).
+ *
  * A quantised Linear keeps its module and bias; its forward runs
  * `quantLinear` and its float weight is freed. (Until `nn.Linear` has a
  * quantised-weight slot, the forward is replaced on the instance.)
@@ -13,7 +16,7 @@
 import { Linear } from '../nn/linear.ts';
 import type { Module } from '../nn/module.ts';
 import type { Tensor } from '../tensor/index.ts';
-import { quantizeWeight, quantLinear, quantizedBytes, type QuantBits, type QuantizedWeight } from '../tensor/ops/quant.ts';
+import { quantizeWeight, quantLinear, quantizedBytes, disposeQuantized, type QuantBits, type QuantizedWeight } from '../tensor/ops/quant.ts';
 
 export interface QuantizeSpec {
   bits: QuantBits;
@@ -26,24 +29,30 @@ export const defaultGroupSize = (bits: QuantBits): number => (bits === 4 ? 32 : 
 /** Checkpoint tensor names that hold quantisable Linear weights (by name and shape, no model needed). */
 export function isQuantizableWeight(name: string, shape: readonly number[], groupSize: number): boolean {
   if (shape.length !== 2 || shape[1]! % groupSize !== 0) return false;
+  // Routed experts run through the grouped GEMM (their weights are read directly, not via Linear.forward).
+  if (/\.experts\.\d+\./.test(name)) return false;
   return /^language\.(layers\.\d+\..*_proj|lm_head)\.weight$/.test(name);
 }
 
 /** The quantised weight a Linear runs with, if any. */
-const installed = new WeakMap<Linear, QuantizedWeight>();
-
 export function quantizedWeightOf(lin: Linear): QuantizedWeight | undefined {
-  return installed.get(lin);
+  return lin.quantized ?? undefined;
 }
 
 /** Makes `lin` run with `qw` and frees its float weight. */
 export function installQuantized(lin: Linear, qw: QuantizedWeight): void {
-  if (qw.shape[0] !== lin.outFeatures || qw.shape[1] !== lin.inFeatures) {
-    throw new RangeError(`installQuantized: weight [${qw.shape}] does not fit Linear(${lin.inFeatures} → ${lin.outFeatures})`);
+  lin.setQuantized(qw);
+}
+
+/** Frees the quantised weights of every Linear under `model` (Module.dispose does not know them). */
+export function releaseQuantized(model: Module): void {
+  for (const [, m] of model.namedModules()) {
+    if (!(m instanceof Linear)) continue;
+    if (m.quantized) {
+      disposeQuantized(m.quantized);
+      m.quantized = null;
+    }
   }
-  installed.set(lin, qw);
-  (lin as unknown as { forward: (x: Tensor) => Tensor }).forward = (x: Tensor) => quantLinear(x, qw, lin.bias ?? undefined);
-  lin.weight.dispose();
 }
 
 export interface QuantizeReport {
@@ -58,7 +67,7 @@ export function quantizeModel(model: Module, spec: QuantizeSpec): QuantizeReport
   const G = spec.groupSize ?? defaultGroupSize(spec.bits);
   const report: QuantizeReport = { layers: 0, floatBytes: 0, quantBytes: 0 };
   for (const [path, m] of model.namedModules()) {
-    if (!(m instanceof Linear) || installed.has(m)) continue;
+    if (!(m instanceof Linear) || m.quantized) continue;
     if (!isQuantizableWeight(`${path}.weight`, m.weight.shape, G)) continue;
     const qw = quantizeWeight(m.weight, spec.bits, G);
     report.floatBytes += m.weight.size * (m.weight.dtype === 'bfloat16' ? 2 : 4);

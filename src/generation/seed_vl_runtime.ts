@@ -10,6 +10,7 @@ import type { SeedVLModel } from '../models/seed_vl/model.ts';
 import type { KVCache } from '../models/seed_vl/kv_cache.ts';
 import type { ImageBatch } from '../models/seed_vl/inputs.ts';
 import type { VisionInput } from '../processing/chat_inputs.ts';
+import { releaseQuantized } from './quantize_model.ts';
 import { ModelInputError, type ExtendItem, type GenerationModel, type PrefillInputs, type SequenceCache } from './model.ts';
 
 export interface SeedVLRuntimeOptions {
@@ -113,6 +114,7 @@ export class SeedVLRuntime implements GenerationModel {
   dispose(): void {
     this.pool?.dispose();
     this.pool = null;
+    releaseQuantized(this.model);
     this.model.dispose();
   }
 }

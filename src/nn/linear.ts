@@ -1,4 +1,5 @@
 import { Tensor, empty, uniform_, linear } from '../tensor/index.ts';
+import { quantLinear, disposeQuantized, type QuantizedWeight } from '../tensor/ops/quant.ts';
 import { Module } from './module.ts';
 
 export interface LinearOptions {
@@ -22,7 +23,27 @@ export class Linear extends Module {
     this.bias = opts.bias === false ? null : this.param('bias', uniform_(empty([outFeatures], dtype), -bound, bound));
   }
 
+  /** Weight-only int8/int4 form of `weight`, when the layer was quantised for inference. */
+  quantized: QuantizedWeight | null = null;
+
+  /** Switches the layer to quantised weights (inference only); the float weight is freed. */
+  setQuantized(qw: QuantizedWeight): void {
+    if (qw.shape[0] !== this.outFeatures || qw.shape[1] !== this.inFeatures) {
+      throw new RangeError(`Linear.setQuantized: weight [${qw.shape}] does not fit Linear(${this.inFeatures} → ${this.outFeatures})`);
+    }
+    if (this.quantized) disposeQuantized(this.quantized);
+    this.quantized = qw;
+    this.weight.dispose();
+  }
+
   forward(x: Tensor): Tensor {
+    if (this.quantized) return quantLinear(x, this.quantized, this.bias ?? undefined);
     return linear(x, this.weight, this.bias ?? undefined);
+  }
+
+  override dispose(): void {
+    if (this.quantized) disposeQuantized(this.quantized);
+    this.quantized = null;
+    super.dispose();
   }
 }

@@ -23,3 +23,4 @@ export * from './ops/loss.ts';
 export * from './ops/optim.ts';
 export * from './ops/attention.ts';
 export * from './ops/grouped.ts';
+export * from './ops/quant.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tidy } from '../../src/tensor/index.ts';
+import { tidy, nativeMemory } from '../../src/tensor/index.ts';
 import { loadGenerationModel } from '../../src/generation/loader.ts';
 import { Engine } from '../../src/generation/engine.ts';
 import { SeedVLRuntime } from '../../src/generation/seed_vl_runtime.ts';
@@ -91,11 +91,13 @@ test('checkpoint directories: float and quantised round trips, accuracy cost of 
       reports[bits] = compareModels(src.model, q.model, src.tokenizer, { steps: 12 });
       q.model.dispose?.();
       // Quantising at load gives the same model as loading the quantised directory.
+      const memBefore = nativeMemory().bytes;
       const onTheFly = await loadGenerationModel({ model: join(dir, 'f32'), quantize: { bits }, maxBatch: 1, maxContext: 256 });
       const q2 = await loadGenerationModel({ model: out, maxBatch: 1, maxContext: 256 });
       assert.equal(compareModels(onTheFly.model, q2.model, src.tokenizer, { steps: 4, prompts: ['x'] }).maxAbsLogitDiff, 0);
       onTheFly.model.dispose?.();
       q2.model.dispose?.();
+      assert.equal(nativeMemory().bytes, memBefore, 'disposing a quantised model frees its weights (float and quantised)');
     }
     // int8 is close to float; int4 is coarser but still mostly agrees.
     assert.ok(reports[8]!.relRmsLogitDiff < 0.06, `int8 ${JSON.stringify(reports[8])}`);

@@ -106,3 +106,12 @@ test('greedy output through `seedvl serve` equals `seedvl run`; random weights a
     await new Promise((r) => child.once('exit', r));
   }
 });
+
+test('seedvl chat: multi-turn from piped input, commands between turns', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script('chat'), JSON.stringify(['--preset', 'tiny', '--max-tokens', '3', '--temperature', '0'])], {
+    cwd: ROOT, encoding: 'utf8', timeout: 60_000, input: 'hello\n/thinking off\n/bogus\nsecond turn\n/exit\n',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.match(/model> /g)?.length, 2, r.stdout);
+  assert.match(r.stderr, /commands: \/image PATH/);
+});

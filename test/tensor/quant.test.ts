@@ -115,7 +115,7 @@ for (const bits of [8, 4] as const) {
           const w = tensor(Float32Array.from(randomArray(N * K, 21, 0.2)), [N, K]);
           const qw = quantizeWeight(w, bits, G);
           const dq = dequantizeWeight(qw).data<Float32Array>();
-          for (const M of [1, 3, 4, 6, 16]) {
+          for (const M of [1, 3, 4, 6, 16, 40]) {
             const xd = Float32Array.from(randomArray(M * K, 40 + M));
             const x = tensor(xd, [M, K]);
             setInt8Activations(true);
