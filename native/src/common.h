@@ -76,6 +76,20 @@ inline double f64(const Napi::CallbackInfo& info, size_t i, const char* op, cons
   return v.As<Napi::Number>().DoubleValue();
 }
 
+// Argument `i` as a JS array of integers (shapes, strides).
+inline std::vector<int64_t> int_list(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  Napi::Value v = info[i];
+  if (!v.IsArray()) throw KernelError(std::string(op) + ": argument '" + what + "' must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int64_t> out(a.Length());
+  for (uint32_t k = 0; k < a.Length(); k++) {
+    Napi::Value e = a.Get(k);
+    if (!e.IsNumber()) throw KernelError(std::string(op) + ": argument '" + what + "' must be an array of integers");
+    out[k] = e.As<Napi::Number>().Int64Value();
+  }
+  return out;
+}
+
 inline bool boolean(const Napi::CallbackInfo& info, size_t i) {
   return info[i].ToBoolean().Value();
 }

@@ -8,19 +8,6 @@
 namespace sv {
 namespace {
 
-std::vector<int64_t> int_list(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
-  Napi::Value v = info[i];
-  if (!v.IsArray()) throw KernelError(std::string(op) + ": argument '" + what + "' must be an array of integers");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> out(a.Length());
-  for (uint32_t k = 0; k < a.Length(); k++) {
-    Napi::Value e = a.Get(k);
-    if (!e.IsNumber()) throw KernelError(std::string(op) + ": argument '" + what + "' must be an array of integers");
-    out[k] = e.As<Napi::Number>().Int64Value();
-  }
-  return out;
-}
-
 // Largest element index (relative to `offset`) touched by shape/strides, -1 if empty.
 int64_t max_index(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, int64_t offset) {
   int64_t m = offset;

@@ -25,8 +25,8 @@ SV_KERNEL(ewBinary) {
     auto out = arr<T>(info, 1, op, "out");
     auto a = arr<T>(info, 2, op, "a");
     auto b = arr<T>(info, 5, op, "b");
-    auto shape = read_dims(info, 8, op, "shape");
-    Strided<2> L = make_strided<2>(op, shape, {read_dims(info, 4, op, "aStrides"), read_dims(info, 7, op, "bStrides")},
+    auto shape = int_list(info, 8, op, "shape");
+    Strided<2> L = make_strided<2>(op, shape, {int_list(info, 4, op, "aStrides"), int_list(info, 7, op, "bStrides")},
                                    {i64(info, 3, op, "aOffset"), i64(info, 6, op, "bOffset")}, {a.len, b.len},
                                    {"a", "b"});
     need(out, L.numel, op, "out");

@@ -15,19 +15,6 @@
 
 namespace sv {
 
-inline std::vector<int64_t> read_dims(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
-  Napi::Value v = info[i];
-  if (!v.IsArray()) throw KernelError(std::string(op) + ": argument '" + what + "' must be an array of integers");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> out(a.Length());
-  for (uint32_t k = 0; k < a.Length(); k++) {
-    Napi::Value e = a.Get(k);
-    if (!e.IsNumber()) throw KernelError(std::string(op) + ": argument '" + what + "' must be an array of integers");
-    out[k] = e.As<Napi::Number>().Int64Value();
-  }
-  return out;
-}
-
 // True when argument i is a Float64Array (kernels are generic over f32/f64).
 inline bool ew_is_f64(const Napi::CallbackInfo& info, size_t i) {
   Napi::Value v = info[i];

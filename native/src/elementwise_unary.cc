@@ -24,8 +24,8 @@ SV_KERNEL(ewUnary) {
     using T = decltype(tag);
     auto out = arr<T>(info, 1, op, "out");
     auto x = arr<T>(info, 2, op, "x");
-    auto shape = read_dims(info, 5, op, "shape");
-    Strided<1> L = make_strided<1>(op, shape, {read_dims(info, 4, op, "xStrides")}, {i64(info, 3, op, "xOffset")},
+    auto shape = int_list(info, 5, op, "shape");
+    Strided<1> L = make_strided<1>(op, shape, {int_list(info, 4, op, "xStrides")}, {i64(info, 3, op, "xOffset")},
                                    {x.len}, {"x"});
     need(out, L.numel, op, "out");
     T alpha = static_cast<T>(f64(info, 6, op, "alpha")), beta = static_cast<T>(f64(info, 7, op, "beta"));
@@ -46,9 +46,9 @@ SV_KERNEL(ewWhere) {
     auto c = arr<uint8_t>(info, 1, op, "cond");
     auto a = arr<T>(info, 4, op, "a");
     auto b = arr<T>(info, 7, op, "b");
-    auto shape = read_dims(info, 10, op, "shape");
+    auto shape = int_list(info, 10, op, "shape");
     Strided<3> L = make_strided<3>(
-        op, shape, {read_dims(info, 3, op, "cStrides"), read_dims(info, 6, op, "aStrides"), read_dims(info, 9, op, "bStrides")},
+        op, shape, {int_list(info, 3, op, "cStrides"), int_list(info, 6, op, "aStrides"), int_list(info, 9, op, "bStrides")},
         {i64(info, 2, op, "cOffset"), i64(info, 5, op, "aOffset"), i64(info, 8, op, "bOffset")}, {c.len, a.len, b.len},
         {"cond", "a", "b"});
     need(out, L.numel, op, "out");

@@ -44,19 +44,6 @@ bool is_f64_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const 
   throw KernelError(std::string(op) + ": argument '" + what + "' must be a Float32Array or Float64Array");
 }
 
-std::vector<int64_t> int_list_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
-  Napi::Value v = info[i];
-  if (!v.IsArray()) throw KernelError(std::string(op) + ": argument '" + what + "' must be an array of integers");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> out(a.Length());
-  for (uint32_t k = 0; k < a.Length(); k++) {
-    Napi::Value e = a.Get(k);
-    if (!e.IsNumber()) throw KernelError(std::string(op) + ": argument '" + what + "' must be an array of integers");
-    out[k] = e.As<Napi::Number>().Int64Value();
-  }
-  return out;
-}
-
 // indicesToInt32(src: BigInt64Array, dst: Int32Array, n, bound, op: string, what: string)
 // Converts int64 indices to int32, failing (naming op and position) on any value outside [0, bound).
 SV_KERNEL(indicesToInt32) {

@@ -20,7 +20,6 @@ void check_index_range(const int32_t* idx, int64_t n, int64_t bound, const char*
 bool is_f64_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what);
 
 // An argument that is a JS array of integers.
-std::vector<int64_t> int_list_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what);
 
 // Checks outer·size·inner (products of non-negative dims) fits the array.
 template <typename T>
