@@ -29,6 +29,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'what the model would see for an image or video (resize, grid, tokens)',
     load: async () => (await import('./inspect.ts')).inspectCommand,
   },
+  'golden-check': {
+    summary: 'compare the Qwen-VL implementation with reference outputs (shared/golden layout)',
+    load: async () => (await import('./golden_check.ts')).goldenCheckCommand,
+  },
   engine: {
     summary: 'native engine status: CPU features, threads, memory',
     load: async () => (await import('./engine.ts')).engineCommand,

@@ -1,0 +1,211 @@
+/**
+ * Hands out a checkpoint's tensors under our canonical names (sanitize.ts), in
+ * the dtype each use needs, checking shapes, and remembering which Hub tensors
+ * were used so that leftovers are reported.
+ *
+ * - Matrices (Linear weights, embedding tables) stay in their stored dtype:
+ *   bf16 and f32 are zero-copy views of the memory-mapped file (the kernels
+ *   read bf16 directly); f16 is converted to f32 once. With `dtype: 'float32'`
+ *   every matrix is converted to an f32 copy instead (for comparisons).
+ * - Vectors (biases, norm weights) are small and become f32 copies (the norm
+ *   and bias kernels take the activation dtype).
+ * Errors name the file and the tensor.
+ */
+import type { CheckpointReader } from '../../io/checkpoint.ts';
+import { Tensor, empty, castInto, contiguousCopy } from '../../tensor/index.ts';
+import { reshape, narrow, select, transpose } from '../../tensor/ops/view.ts';
+import { sanitizeNames, type WeightRef } from './sanitize.ts';
+
+export class WeightError extends Error {
+  constructor(message: string, readonly file: string, readonly tensor: string) {
+    super(message);
+    this.name = 'WeightError';
+  }
+}
+
+export interface WeightStoreOptions {
+  /** 'stored' (default): keep bf16/f32 matrices as stored; 'float32': convert all to f32 copies. */
+  dtype?: 'stored' | 'float32';
+  numExperts?: number;
+  /**
+   * Fused experts: 'view' (default) hands out transposed views of the stored
+   * tensor (zero-copy, stays memory-mapped); 'copy' makes one contiguous bf16
+   * [out, in] copy per expert weight (what transformers does on load): memory
+   * the size of the experts, for GEMVs that stream contiguous rows.
+   */
+  expertLayout?: 'view' | 'copy';
+}
+
+/** Something that yields tensors by Hub name (a checkpoint reader, or an in-memory map in tests). */
+export interface TensorSource {
+  readonly dir: string;
+  names(): string[];
+  get(name: string): Tensor;
+  /** The file a tensor lives in (for messages). */
+  fileOf(name: string): string;
+}
+
+export function readerSource(r: CheckpointReader): TensorSource {
+  return { dir: r.dir, names: () => r.names(), get: (n) => r.get(n), fileOf: (n) => `${r.dir}/${r.info(n).file}` };
+}
+
+const f32Copy = (t: Tensor): Tensor => {
+  const out = empty(t.shape, 'float32');
+  castInto(t, out);
+  return out;
+};
+
+export class WeightStore {
+  readonly refs: Map<string, WeightRef>;
+  private readonly usedHub = new Set<string>();
+  /** Fused expert tensors, fetched once per layer and released when all their views exist. */
+  private readonly fused = new Map<string, Tensor>();
+  /** Every tensor handed out, released by abort() when building fails. */
+  private readonly given: Tensor[] = [];
+
+  constructor(readonly src: TensorSource, readonly opts: WeightStoreOptions = {}) {
+    const { refs, unknown } = sanitizeNames(src.names(), opts.numExperts ?? 0);
+    if (unknown.length) {
+      const n = unknown[0];
+      throw new WeightError(`${src.fileOf(n)}: tensor '${n}' is not part of a Qwen-VL checkpoint${unknown.length > 1 ? ` (and ${unknown.length - 1} more: ${unknown.slice(1, 4).join(', ')}${unknown.length > 4 ? ', …' : ''})` : ''}`, src.fileOf(n), n);
+    }
+    this.refs = refs;
+  }
+
+  has(name: string): boolean {
+    return this.refs.has(name);
+  }
+
+  private ref(name: string, shape: readonly number[]): WeightRef {
+    const r = this.refs.get(name);
+    if (!r) {
+      throw new WeightError(`${this.src.dir}: missing tensor for '${name}' (shape [${shape}]); the checkpoint does not match its config.json`, this.src.dir, name);
+    }
+    return r;
+  }
+
+  private checkShape(name: string, r: WeightRef, t: Tensor, shape: readonly number[]): void {
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      const what = r.kind === 'plain' ? '' : ` (from '${r.hub}')`;
+      throw new WeightError(`${this.src.fileOf(r.hub)}: tensor '${r.hub}'${what} has shape [${t.shape}], config.json implies [${shape}] for ${name}`, this.src.fileOf(r.hub), r.hub);
+    }
+  }
+
+  private checkFloat(r: WeightRef, t: Tensor): void {
+    if (!['float32', 'bfloat16', 'float16', 'float64'].includes(t.dtype)) {
+      throw new WeightError(`${this.src.fileOf(r.hub)}: tensor '${r.hub}' has dtype ${t.dtype}; expected a float type`, this.src.fileOf(r.hub), r.hub);
+    }
+  }
+
+  /** A matrix (Linear weight, embedding, position table) of the given shape. */
+  matrix(name: string, shape: readonly number[]): Tensor {
+    const r = this.ref(name, shape);
+    this.usedHub.add(r.hub);
+    let t: Tensor;
+    if (r.kind === 'plain' || r.kind === 'conv') {
+      const raw = this.src.get(r.hub);
+      this.checkFloat(r, raw);
+      t = r.kind === 'conv' && raw.ndim > 2 ? reshapeOwned(raw, [raw.shape[0], raw.size / raw.shape[0]]) : raw;
+    } else {
+      t = this.expertView(r);
+      if (this.opts.expertLayout === 'copy') {
+        const c = contiguousCopy(t);
+        t.dispose();
+        t = c;
+      }
+    }
+    try {
+      this.checkShape(name, r, t, shape);
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
+    const wantF32 = this.opts.dtype === 'float32' ? t.dtype !== 'float32' : t.dtype === 'float16' || t.dtype === 'float64';
+    if (!wantF32) return this.give(t);
+    const c = f32Copy(t);
+    t.dispose();
+    return this.give(c);
+  }
+
+  /** A vector (bias, norm weight) as an f32 copy. */
+  vector(name: string, length: number): Tensor {
+    const r = this.ref(name, [length]);
+    this.usedHub.add(r.hub);
+    const raw = this.src.get(r.hub);
+    try {
+      this.checkFloat(r, raw);
+      this.checkShape(name, r, raw, [length]);
+      return this.give(f32Copy(raw));
+    } finally {
+      raw.dispose();
+    }
+  }
+
+  private give(t: Tensor): Tensor {
+    this.given.push(t);
+    return t;
+  }
+
+  optionalVector(name: string, length: number): Tensor | null {
+    return this.refs.has(name) ? this.vector(name, length) : null;
+  }
+
+  private expertView(r: Extract<WeightRef, { kind: 'gate_up' | 'down' }>): Tensor {
+    let base = this.fused.get(r.hub);
+    if (!base) {
+      base = this.src.get(r.hub);
+      this.checkFloat(r, base);
+      if (base.ndim !== 3) {
+        throw new WeightError(`${this.src.fileOf(r.hub)}: tensor '${r.hub}' has shape [${base.shape}]; fused experts must be 3-D [E, in, out]`, this.src.fileOf(r.hub), r.hub);
+      }
+      this.fused.set(r.hub, base);
+    }
+    if (r.expert >= base.shape[0]) {
+      throw new WeightError(`${this.src.fileOf(r.hub)}: tensor '${r.hub}' has ${base.shape[0]} experts, config.json has more`, this.src.fileOf(r.hub), r.hub);
+    }
+    const e = select(base, 0, r.expert);                               // [in, out] as used in x @ W[e]
+    let v: Tensor;
+    if (r.kind === 'down') v = transpose(e, 0, 1);                       // [H, I] Linear layout
+    else {
+      const I = base.shape[2] / 2;
+      const half = narrow(e, 1, r.half * I, I);                          // gate = columns [0, I), up = [I, 2I)
+      v = transpose(half, 0, 1);                                         // [I, H]
+      half.dispose();
+    }
+    e.dispose();
+    return v;
+  }
+
+  /** Hub tensors nobody asked for (the checkpoint has weights the config does not describe). */
+  unused(): string[] {
+    const out = new Set<string>();
+    for (const r of this.refs.values()) if (!this.usedHub.has(r.hub)) out.add(r.hub);
+    return [...out];
+  }
+
+  /** Releases the fused expert bases (their views keep the memory alive) and checks for leftovers. */
+  finish(): void {
+    for (const t of this.fused.values()) t.dispose();
+    this.fused.clear();
+    const left = this.unused();
+    if (left.length) {
+      const n = left[0];
+      throw new WeightError(`${this.src.fileOf(n)}: tensor '${n}' is not used by the model described in config.json${left.length > 1 ? ` (and ${left.length - 1} more)` : ''}`, this.src.fileOf(n), n);
+    }
+    this.given.length = 0;
+  }
+
+  /** After a failure: releases every tensor handed out and the fetched bases. */
+  abort(): void {
+    for (const t of this.fused.values()) t.dispose();
+    this.fused.clear();
+    for (const t of this.given) t.dispose();
+    this.given.length = 0;
+  }
+}
+
+function reshapeOwned(t: Tensor, shape: number[]): Tensor {
+  const v = reshape(t, shape);
+  if (v !== t) t.dispose();
+  return v;
+}
