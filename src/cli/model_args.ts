@@ -4,7 +4,8 @@
  * `run.ts`, `chat.ts`, `serve.ts` import it.)
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadGenerationModel, type LoadedModel, type LoadProgress } from '../generation/loader.ts';
+import { loadGenerationModel, type LoadProgress } from '../generation/loader.ts';
+import { detectModelDir, loadModelDir, seedParseObjects, type LoadedModelDir } from '../models/registry.ts';
 import { Engine } from '../generation/engine.ts';
 import type { SamplingParams } from '../generation/sampling.ts';
 
@@ -114,7 +115,14 @@ export function progressBar(label: string): (p: LoadProgress) => void {
   };
 }
 
-export async function loadFromArgs(v: Values, quiet = false): Promise<{ loaded: LoadedModel; engine: Engine }> {
+/** What a command needs from a loaded model: the engine and the answer parser for its coordinate convention. */
+export interface LoadedForCli {
+  engine: Engine;
+  /** Boxes/points of an answer in original-image pixels (sizes of the image they refer to). */
+  parseObjects: LoadedModelDir['parseObjects'];
+}
+
+export async function loadFromArgs(v: Values, quiet = false): Promise<LoadedForCli> {
   const s = (k: string) => v[k] as string | undefined;
   const threads = num(s('threads'), 'threads', { int: true, min: 1 });
   if (threads !== undefined) (await import('../tensor/index.ts')).setNumThreads(threads);
@@ -122,12 +130,23 @@ export async function loadFromArgs(v: Values, quiet = false): Promise<{ loaded: 
   if (q !== undefined && q !== '4' && q !== '8') throw new UsageError(`--quantize must be 4 or 8, got '${q}'`);
   if (!s('model') === !s('preset')) throw new UsageError('give exactly one of --model DIR or --preset NAME');
   const maxBatch = num(s('max-batch'), 'max-batch', { int: true, min: 1, max: 64 }) ?? 4;
+  const maxContext = s('max-context') ? num(s('max-context'), 'max-context', { int: true, min: 16 })! : undefined;
+  const dir = s('model');
+  if (dir && detectModelDir(dir).kind === 'qwen_vl') {
+    // Hugging Face Qwen-VL checkpoints: their own template, image processor and coordinate convention.
+    if (q) throw new UsageError('--quantize is not supported for Qwen-VL checkpoints yet (their weights stay bf16)');
+    if (!quiet) process.stderr.write(`loading ${dir} …\n`);
+    const l = await loadModelDir(dir, { maxBatch, ...(maxContext ? { maxContext } : {}) });
+    for (const w of l.warnings) process.stderr.write(`warning: ${w}\n`);
+    const engine = new Engine(l.model, l.tokenizer, { maxBatch, template: l.template, vision: l.vision });
+    return { engine, parseObjects: l.parseObjects };
+  }
   const loaded = await loadGenerationModel({
-    ...(s('model') ? { model: s('model') } : {}),
+    ...(dir ? { model: dir } : {}),
     ...(s('preset') ? { preset: s('preset') } : {}),
     ...(s('seed') ? { seed: num(s('seed'), 'seed', { int: true })! } : {}),
     ...(q ? { quantize: { bits: Number(q) as 4 | 8 } } : {}),
-    ...(s('max-context') ? { maxContext: num(s('max-context'), 'max-context', { int: true, min: 16 })! } : {}),
+    ...(maxContext ? { maxContext } : {}),
     maxBatch,
     ...(quiet ? {} : { onProgress: progressBar('loading') }),
   });
@@ -136,5 +155,5 @@ export async function loadFromArgs(v: Values, quiet = false): Promise<{ loaded: 
     process.stderr.write(`note: ${loaded.name} has RANDOM weights (a preset for testing); its answers are noise.\n`);
   }
   const engine = new Engine(loaded.model, loaded.tokenizer, { maxBatch, randomWeights: loaded.randomWeights });
-  return { loaded, engine };
+  return { engine, parseObjects: seedParseObjects };
 }

@@ -62,9 +62,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     ...(v.system ? [{ role: 'system' as const, content: v.system }] : []),
     { role: 'user', content: parts.length === 1 ? a.positionals.join(' ') : parts },
   ];
-  let engine;
+  let engine, parseObjects;
   try {
-    ({ engine } = await loadFromArgs(v, !!v.json));
+    ({ engine, parseObjects } = await loadFromArgs(v, !!v.json));
   } catch (e) {
     console.error(`seedvl run: ${(e as Error).message}`);
     return e instanceof UsageError ? 2 : 1;
@@ -105,6 +105,8 @@ export async function runCommand(argv: string[]): Promise<number> {
         model: engine.name, content: r.content, reasoning_content: r.reasoning_content, finish_reason: r.finishReason,
         usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, reasoning_tokens: r.usage.reasoningTokens },
         seed: r.seed, ttft_ms: Math.round(r.timings.ttftMs), total_ms: Math.round(r.timings.totalMs),
+        // Boxes/points in original-image pixels of the first image, next to the model's raw values.
+        objects: parseObjects(r.content, h.inputs.vision[0] ? { original: h.inputs.vision[0].original, resized: h.inputs.vision[0].resized } : undefined),
       }));
     } else {
       const tps = r.usage.completionTokens / Math.max(1e-3, (r.timings.totalMs - r.timings.ttftMs) / 1000);

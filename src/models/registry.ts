@@ -74,6 +74,12 @@ export interface LoadedModelDir {
   warnings: string[];
 }
 
+/** Seed convention: coordinates on a 0–999 grid over the original image. */
+export function seedParseObjects(text: string, image?: ImageSizes): ParsedObjects {
+  const size = image ? { size: image.original } : {};
+  return { boxes: parseBoxes(text, size), points: parsePoints(text, size) };
+}
+
 export interface LoadModelDirOptions {
   /** Sequences decoded together (KV cache rows). Default 4. */
   maxBatch?: number;
@@ -124,7 +130,7 @@ export async function loadModelDir(dirIn: string, opts: LoadModelDirOptions = {}
     return {
       kind, name: l.name, model: l.model, tokenizer: l.tokenizer, template: SEED_TEMPLATE, vision: SEED_VISION,
       stopTokenIds: [l.tokenizer.requireId(sp.eos), l.tokenizer.requireId(sp.turnEnd)],
-      parseObjects: (text, image) => ({ boxes: parseBoxes(text, image ? { size: image.original } : {}), points: parsePoints(text, image ? { size: image.original } : {}) }),
+      parseObjects: seedParseObjects,
       warnings: l.warnings,
     };
   }
