@@ -7,6 +7,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadGenerationModel, type LoadProgress } from '../generation/loader.ts';
 import { detectModelDir, loadModelDir, seedParseObjects, type LoadedModelDir } from '../models/registry.ts';
 import { Engine } from '../generation/engine.ts';
+import { QwenVLRuntime } from '../models/qwen_vl/runtime.ts';
+import { quantizeQwenModel } from '../models/qwen_vl/quantize.ts';
 import type { SamplingParams } from '../generation/sampling.ts';
 
 export const MODEL_OPTIONS = {
@@ -134,10 +136,19 @@ export async function loadFromArgs(v: Values, quiet = false): Promise<LoadedForC
   const dir = s('model');
   if (dir && detectModelDir(dir).kind === 'qwen_vl') {
     // Hugging Face Qwen-VL checkpoints: their own template, image processor and coordinate convention.
-    if (q) throw new UsageError('--quantize is not supported for Qwen-VL checkpoints yet (their weights stay bf16)');
     if (!quiet) process.stderr.write(`loading ${dir} …\n`);
     const l = await loadModelDir(dir, { maxBatch, ...(maxContext ? { maxContext } : {}) });
     for (const w of l.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (q) {
+      // Decoder Linear layers to int8/int4 from the stored bf16 weights (models/qwen_vl/quantize.ts says which).
+      if (!(l.model instanceof QwenVLRuntime)) throw new Error(`${dir}: expected a Qwen-VL runtime to quantise`);
+      const r = quantizeQwenModel(l.model.model, { bits: Number(q) as 4 | 8 });
+      if (!quiet) {
+        const groups = Object.entries(r.groupSizes).map(([g, n]) => `${n}×g${g}`).join(', ');
+        process.stderr.write(`quantised ${r.layers} Linear layers to int${q} (${groups}): ${(r.floatBytes / 1e6).toFixed(1)} MB → ${(r.quantBytes / 1e6).toFixed(1)} MB; routed experts and the vision tower stay bf16\n`);
+      }
+      for (const p of r.skipped) process.stderr.write(`warning: ${p} left as stored (no group size of 32·k divides its input features)\n`);
+    }
     const engine = new Engine(l.model, l.tokenizer, { maxBatch, template: l.template, vision: l.vision });
     return { engine, parseObjects: l.parseObjects };
   }

@@ -9,6 +9,7 @@ import { defaultGroupSize } from '../generation/quantize_model.ts';
 import { loadGenerationModel } from '../generation/loader.ts';
 import { compareModels } from '../generation/quant_accuracy.ts';
 import { parse, num, UsageError, progressBar } from './model_args.ts';
+import { detectModelDir } from '../models/registry.ts';
 
 const HELP = `usage: seedvl quantize <in-dir> <out-dir> --bits 4|8 [--group N] [--overwrite] [--eval]
 
@@ -39,6 +40,12 @@ export async function quantizeCommand(argv: string[]): Promise<number> {
   }
   const [inDir, outDir] = a.positionals as [string, string];
   try {
+    if (detectModelDir(inDir).kind === 'qwen_vl') {
+      // The Qwen-VL loader (models/qwen_vl/weights.ts) reads Hub safetensors names only; it has no reader
+      // for quant.json + .qweight/.scales yet, so a written copy could not be loaded back.
+      throw new Error(`${inDir} is a Hugging Face Qwen-VL checkpoint: writing a quantised copy is not supported yet `
+        + `(the Qwen-VL loader cannot read quantised weights); quantise at load instead: seedvl run --model ${inDir} --quantize ${bits}`);
+    }
     const bar = a.values.json ? undefined : progressBar('quantizing');
     const r = quantizeCheckpoint(inDir, outDir, { bits, groupSize: group, overwrite: !!a.values.overwrite },
       bar ? (done, total) => bar({ stage: done === total ? 'ready' : 'weights', done, total }) : undefined);
