@@ -17,7 +17,7 @@ Answers one prompt, streaming the answer to stdout (reasoning to stderr).
 
 input:
   --image PATH           attach an image (repeatable; path, file:// or data: URL)
-  --video PATH           attach a video (sampled as in the Seed cookbook; needs ffmpeg)
+  --video PATH           attach a video (sampled per model family (Seed: [t second] per frame; Qwen: frame pairs); needs ffmpeg)
   --system TEXT          a system message
   --json                 print one JSON object (content, reasoning_content, finish_reason, usage) instead
   --draw OUT.png         draw the boxes/points of the answer on the first image

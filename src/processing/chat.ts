@@ -14,6 +14,7 @@ import type { RgbImage } from './resample.ts';
 import type { MediaSource } from './source.ts';
 import { QWEN_SPECIAL_TOKENS, SEED_SPECIAL_TOKENS, type SpecialTokens } from './tokenizer.ts';
 import type { VideoTask } from './video_sampling.ts';
+import type { QwenVideoStyle } from './video_qwen.ts';
 
 export type Role = 'system' | 'user' | 'assistant';
 
@@ -61,6 +62,28 @@ export interface ChatTemplate {
   expandImage(tokens: number, ids: Record<keyof SpecialTokens, number>, encode: (text: string) => number[], timestamp?: string): number[];
   /** Whether video parts are supported by this template. */
   supportsVideo: boolean;
+  /**
+   * Templates that take a video as one unit of temporal patches (the Qwen families):
+   * how its frames are sampled and sized (video_qwen.ts) and its token layout.
+   * Without it, a video is a list of frames, each expanded with `expandImage`.
+   */
+  video?: VideoTemplate;
+}
+
+/** A processed video as a template sees it. */
+export interface VideoLayout {
+  /** Temporal patches (groups of frames). */
+  groups: number;
+  /** LLM tokens per temporal patch. */
+  tokensPerGroup: number;
+  /** Mean time in seconds of each temporal patch's frames. */
+  groupTimes: readonly number[];
+}
+
+export interface VideoTemplate {
+  style: QwenVideoStyle;
+  /** Token ids of one whole video. */
+  expand(video: VideoLayout, ids: Record<keyof SpecialTokens, number>, encode: (text: string) => number[]): number[];
 }
 
 /** Project-default mode prompts (the real ones are not published). */

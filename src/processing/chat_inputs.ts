@@ -13,9 +13,12 @@ import type { RgbImage } from './resample.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { loadFrameList, loadVideo, type VideoClip } from './video.ts';
 import { SEED_VISION, type VisionPreprocessConfig } from './vision_config.ts';
+import { loadQwenVideoPart } from './video_qwen_load.ts';
+import type { QwenVideoOptions } from './video_qwen.ts';
 
 export interface VisionInput {
-  kind: 'image' | 'video_frame';
+  /** 'video': a whole video in temporal patches (templates with a `video` hook, e.g. Qwen). */
+  kind: 'image' | 'video_frame' | 'video';
   /** [nPatches, patchDim] float32, merge-window order. */
   pixelValues: Float32Array;
   shape: [number, number];
@@ -31,11 +34,14 @@ export interface VisionInput {
   /** Video frames: the `[t second]` text and the time in seconds. */
   timestamp?: string;
   t?: number;
+  /** Whole videos: seconds per temporal patch (Qwen2.5-VL M-RoPE) and each patch's mean time. */
+  secondPerGrid?: number;
+  groupTimes?: number[];
 }
 
 export interface ModelInputs {
   inputIds: Int32Array;
-  /** 1 at image-pad positions, 0 elsewhere. */
+  /** 1 at image-pad (and, for whole videos, video-pad) positions, 0 elsewhere. */
   visionMask: Uint8Array;
   vision: VisionInput[];
   thinking: 'enabled' | 'disabled';
@@ -45,6 +51,8 @@ export interface BuildInputsOptions extends PreprocessOptions, LoadImageOptions 
   template?: ChatTemplate;
   vision?: VisionPreprocessConfig;
   addGenerationPrompt?: boolean;
+  /** Whole-video templates (Qwen): sampling and sizing overrides (fps, frame and pixel limits; see video_qwen.ts). */
+  video?: QwenVideoOptions;
 }
 
 interface LoadedFrame {
@@ -116,6 +124,19 @@ export async function buildModelInputs(req: ChatRequest, tokenizer: Tokenizer, o
     }
     if ((seg.part.type === 'video_url' || seg.part.type === 'video_frames') && !template.supportsVideo) {
       throw new ChatError('unsupported_part', `template ${template.name} does not support video parts (message ${seg.messageIndex})`);
+    }
+    if ((seg.part.type === 'video_url' || seg.part.type === 'video_frames') && template.video) {
+      const { video, original } = await loadQwenVideoPart(seg.part, seg.messageIndex, template.video.style, cfg, o, o.video);
+      const block = template.video.expand({ groups: video.grid.t, tokensPerGroup: video.tokensPerGroup, groupTimes: video.groupTimes }, ids, encode);
+      vision.push({
+        kind: 'video', pixelValues: video.pixelValues, shape: video.shape, grid: video.grid,
+        tokenGrid: { rows: video.resized.height / cfg.factor, cols: video.resized.width / cfg.factor },
+        tokens: video.tokens, original, resized: video.resized,
+        tokenOffset: out.length + block.indexOf(ids.videoPad), messageIndex: seg.messageIndex,
+        secondPerGrid: video.secondPerGrid, groupTimes: video.groupTimes,
+      });
+      for (const id of block) (out.push(id), mask.push(id === ids.videoPad ? 1 : 0));
+      continue;
     }
     const frames = await loadMedia(seg, o);
     for (const f of frames) {

@@ -20,3 +20,5 @@ export * from './box3d.ts';
 export * from './parse.ts';
 export * from './parse_gui.ts';
 export * from './draw.ts';
+export * from './video_qwen.ts';
+export * from './video_qwen_load.ts';

@@ -102,11 +102,12 @@ export class QwenVLRuntime implements GenerationModel {
       off += items[i]!.inputs.inputIds.length;
     }
     const media = order.flatMap((i) => items[i]!.inputs.vision ?? []);
-    if (media.some((v) => v.kind !== 'image')) throw new ModelInputError(`${this.name}: video input is not supported by this runtime yet; give frames as images`);
+    if (media.some((v) => v.kind === 'video_frame')) throw new ModelInputError(`${this.name}: single video frames are not supported; give the video as one part (Qwen templates expand whole videos)`);
     return noGrad(() => tidy(() => {
-      const images = imageBatch(media);
+      const images = imageBatch(media.filter((v) => v.kind === 'image'));
+      const videos = videoBatch(media.filter((v) => v.kind === 'video'));
       try {
-        const logits = this.model.prefill(pool, { inputIds: ids, rowLengths, ...(images ? { images } : {}) });
+        const logits = this.model.prefill(pool, { inputIds: ids, rowLengths, ...(images ? { images } : {}), ...(videos ? { videos } : {}) });
         const inverse = new Array<number>(order.length);
         order.forEach((i, r) => (inverse[i] = r));
         return inverse.every((r, i) => r === i) ? logits : indexSelect(logits, 0, inverse);
@@ -137,4 +138,11 @@ export function imageBatch(vision: readonly VisionInput[]): VisionBatch | undefi
     off += v.pixelValues.length;
   }
   return { pixelValues: tensor(data, [rows, dim]), grids: vision.map((v) => ({ t: v.grid.t, h: v.grid.h, w: v.grid.w })) };
+}
+
+/** Processed whole videos → packed patch rows, (t, h, w) grids and seconds per temporal patch. */
+export function videoBatch(vision: readonly VisionInput[]): VisionBatch | undefined {
+  const b = imageBatch(vision);
+  if (!b) return undefined;
+  return { ...b, secondPerGrid: vision.map((v) => v.secondPerGrid ?? 1) };
 }

@@ -6,10 +6,13 @@
  *   `<|vision_start|><|image_pad|>×N<|vision_end|>` (N = t·h·w/4);
  * - Qwen3-VL(-MoE): the same frame without a default system turn.
  * Thinking mode has no effect (the Instruct checkpoints have no switch).
- * Video parts are not expanded here: the processing layer's per-frame
- * expansion cannot express Qwen's paired temporal patches (see docs/qwen.md).
+ * Videos (a whole video per part, temporal patches of two frames; golden README):
+ * - Qwen2-VL / Qwen2.5-VL: `<|vision_start|><|video_pad|>×N<|vision_end|>`, N = t·h·w/4;
+ * - Qwen3-VL: what Qwen3VLProcessor 5.18 makes of `<|vision_start|><|video_pad|><|vision_end|>`:
+ *   the outer pair stays and the pad becomes, per temporal patch,
+ *   `<t seconds><|vision_start|><|video_pad|>×(h·w/4)<|vision_end|>`.
  */
-import type { ChatMessage, ChatTemplate, PromptSegment } from '../../processing/chat.ts';
+import type { ChatMessage, ChatTemplate, PromptSegment, VideoTemplate } from '../../processing/chat.ts';
 import { splitThinking } from '../../processing/parse.ts';
 import { QWEN_SPECIAL_TOKENS } from '../../processing/tokenizer.ts';
 import type { QwenFamily } from './config.ts';
@@ -40,18 +43,38 @@ function render(messages: ChatMessage[], addGenerationPrompt: boolean, defaultSy
   return segs;
 }
 
-function qwenTemplate(name: string, defaultSystem: string | null): ChatTemplate {
+export const QWEN2_VL_VIDEO: VideoTemplate = {
+  style: 'qwen2_vl',
+  expand: (v, ids) => [ids.imageStart, ...new Array<number>(v.groups * v.tokensPerGroup).fill(ids.videoPad), ids.imageEnd],
+};
+
+export const QWEN3_VL_VIDEO: VideoTemplate = {
+  style: 'qwen3_vl',
+  expand(v, ids, encode) {
+    const out = [ids.imageStart];
+    for (let g = 0; g < v.groups; g++) {
+      out.push(...encode(qwen3Timestamp(v.groupTimes[g]!)), ids.imageStart);
+      for (let i = 0; i < v.tokensPerGroup; i++) out.push(ids.videoPad);
+      out.push(ids.imageEnd);
+    }
+    out.push(ids.imageEnd);
+    return out;
+  },
+};
+
+function qwenTemplate(name: string, defaultSystem: string | null, video: VideoTemplate): ChatTemplate {
   return {
     name,
     specialTokens: QWEN_SPECIAL_TOKENS,
-    supportsVideo: false,
+    supportsVideo: true,
+    video,
     render: (messages, opts) => render(messages, opts.addGenerationPrompt ?? true, defaultSystem),
     expandImage: (tokens, ids) => [ids.imageStart, ...new Array<number>(tokens).fill(ids.imagePad), ids.imageEnd],
   };
 }
 
-export const QWEN2_VL_CHAT = qwenTemplate('qwen2_vl', 'You are a helpful assistant.');
-export const QWEN3_VL_CHAT = qwenTemplate('qwen3_vl', null);
+export const QWEN2_VL_CHAT = qwenTemplate('qwen2_vl', 'You are a helpful assistant.', QWEN2_VL_VIDEO);
+export const QWEN3_VL_CHAT = qwenTemplate('qwen3_vl', null, QWEN3_VL_VIDEO);
 
 export function templateFor(family: QwenFamily): ChatTemplate {
   return family === 'qwen3_vl' || family === 'qwen3_vl_moe' ? QWEN3_VL_CHAT : QWEN2_VL_CHAT;
