@@ -52,6 +52,9 @@ export class QwenCache {
   get batchSize(): number {
     return this.kv.batchSize;
   }
+  rowLength(row: number): number {
+    return this.kv.rowLength(row);
+  }
   reset(row?: number): void {
     this.kv.reset(row);
     if (row === undefined) this.next.fill(0);

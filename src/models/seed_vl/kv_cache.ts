@@ -54,6 +54,11 @@ export class KVCache implements KVCacheLike {
     this.maxLength = maxLength;
   }
 
+  /** Valid positions of row b. */
+  rowLength(b: number): number {
+    return this.lengths[b]!;
+  }
+
   /** Declares the next step: row b receives newLens[b] tokens. Returns their positions (packed). */
   begin(newLens: readonly number[]): Int32Array {
     if (newLens.length !== this.batchSize) throw new RangeError(`KVCache.begin: ${newLens.length} row lengths for a cache of ${this.batchSize} rows`);
