@@ -55,6 +55,14 @@ export async function probeImage(source: MediaSource, opts: FetchOptions = {}): 
     ({ bytes: input, label } = await readMediaBytes(source, opts));
     if (input.byteLength === 0) throw new MediaError('decode_failed', 'empty input', label);
   }
+  const { meta, format } = await readMetadata(input, label);
+  const o = meta.orientation ?? 1;
+  const swap = o >= 5 && o <= 8;
+  return { width: swap ? meta.height : meta.width, height: swap ? meta.width : meta.height, format, exifOrientation: o };
+}
+
+/** Header metadata of an encoded image, refusing formats we do not decode and zero-size images. */
+async function readMetadata(input: string | Uint8Array, label: string): Promise<{ meta: Metadata & { width: number; height: number }; format: ImageFormat }> {
   let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
@@ -66,26 +74,14 @@ export async function probeImage(source: MediaSource, opts: FetchOptions = {}): 
     throw new MediaError('unsupported_format', `unsupported image format ${format ?? 'unknown'}; expected one of ${SUPPORTED_IMAGE_FORMATS.join(', ')}`, label);
   }
   if (!meta.width || !meta.height) throw new MediaError('too_small', `image has zero size (${meta.width ?? 0}x${meta.height ?? 0})`, label);
-  const o = meta.orientation ?? 1;
-  const swap = o >= 5 && o <= 8;
-  return { width: swap ? meta.height : meta.width, height: swap ? meta.width : meta.height, format: format as ImageFormat, exifOrientation: o };
+  return { meta: meta as Metadata & { width: number; height: number }, format: format as ImageFormat };
 }
 
 /** Decode encoded image bytes. `label` names the input in error messages. */
 export async function decodeImage(bytes: Uint8Array, label = `<buffer ${bytes.byteLength} bytes>`, opts: LoadImageOptions = {}): Promise<DecodedImage> {
   if (bytes.byteLength === 0) throw new MediaError('decode_failed', 'empty input', label);
   const limitInputPixels = opts.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch (e) {
-    throw classifySharpError(e, label);
-  }
-  const format = meta.format as string | undefined;
-  if (!format || !(SUPPORTED_IMAGE_FORMATS as readonly string[]).includes(format)) {
-    throw new MediaError('unsupported_format', `unsupported image format ${format ?? 'unknown'}; expected one of ${SUPPORTED_IMAGE_FORMATS.join(', ')}`, label);
-  }
-  if (!meta.width || !meta.height) throw new MediaError('too_small', `image has zero size (${meta.width ?? 0}x${meta.height ?? 0})`, label);
+  const { meta, format } = await readMetadata(bytes, label);
   if (meta.width * meta.height > limitInputPixels) {
     throw new MediaError('too_large', `image of ${meta.width}x${meta.height} pixels exceeds the ${limitInputPixels}-pixel limit`, label);
   }
@@ -102,7 +98,7 @@ export async function decodeImage(bytes: Uint8Array, label = `<buffer ${bytes.by
       width: info.width,
       height: info.height,
       data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-      format: format as ImageFormat,
+      format,
       exifOrientation: meta.orientation ?? 1,
       hadAlpha: meta.hasAlpha ?? false,
     };
