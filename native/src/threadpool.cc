@@ -55,32 +55,49 @@ class Pool {
     std::lock_guard<std::mutex> run(run_mu_);
     // Several chunks per thread so that dynamic claiming can balance load.
     int64_t nchunks = std::min<int64_t>(chunks_wanted, static_cast<int64_t>(nthreads_) * 4);
+    Job job;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      job_ = &fn;
-      job_n_ = n;
-      job_chunks_ = nchunks;
-      next_.store(0);
+      job = Job{&fn, n, nchunks, ++generation_};
+      job_ = job;
+      claim_.store(job.generation << 32);
       done_.store(0);
-      generation_++;
     }
     cv_.notify_all();
     inside = true;
-    drain();
+    drain(job);
     inside = false;
     std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [&] { return done_.load() == job_chunks_; });
-    job_ = nullptr;
+    done_cv_.wait(lk, [&] { return done_.load() == nchunks; });
+    job_.fn = nullptr;
   }
 
  private:
-  void drain() {
+  // One parallel job: what a thread needs to run its chunks, captured under
+  // mu_ so a thread never mixes two jobs' parameters.
+  struct Job {
+    const std::function<void(int64_t, int64_t)>* fn = nullptr;
+    int64_t n = 0, chunks = 0;
+    uint64_t generation = 0;
+  };
+
+  // Claims chunks of `job` until none are left. The claim counter carries the
+  // job's generation in its high 32 bits, and a chunk is claimed only by a
+  // compare-exchange that sees that generation: a thread still draining an
+  // older job can never take (and so never skip or repeat) a newer job's chunk.
+  void drain(const Job& job) {
     for (;;) {
-      int64_t c = next_.fetch_add(1);
-      if (c >= job_chunks_) break;
-      int64_t b = job_n_ * c / job_chunks_, e = job_n_ * (c + 1) / job_chunks_;
-      (*job_)(b, e);
-      if (done_.fetch_add(1) + 1 == job_chunks_) {
+      uint64_t cur = claim_.load();
+      int64_t c;
+      for (;;) {
+        if ((cur >> 32) != (job.generation & 0xffffffffu)) return;
+        c = static_cast<int64_t>(cur & 0xffffffffu);
+        if (c >= job.chunks) return;
+        if (claim_.compare_exchange_weak(cur, cur + 1)) break;
+      }
+      int64_t b = job.n * c / job.chunks, e = job.n * (c + 1) / job.chunks;
+      (*job.fn)(b, e);
+      if (done_.fetch_add(1) + 1 == job.chunks) {
         std::lock_guard<std::mutex> lk(mu_);
         done_cv_.notify_all();
       }
@@ -91,13 +108,15 @@ class Pool {
     inside = true;
     uint64_t seen = 0;
     for (;;) {
+      Job job;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || (generation_ != seen && job_ != nullptr); });
+        cv_.wait(lk, [&] { return stopping_ || (generation_ != seen && job_.fn != nullptr); });
         if (stopping_) return;
         seen = generation_;
+        job = job_;
       }
-      drain();
+      drain(job);
     }
   }
 
@@ -116,9 +135,9 @@ class Pool {
   std::mutex run_mu_;  // one parallel job at a time
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
-  int64_t job_n_ = 0, job_chunks_ = 0;
-  std::atomic<int64_t> next_{0}, done_{0};
+  Job job_;
+  std::atomic<uint64_t> claim_{0};  // (generation << 32) | next chunk index
+  std::atomic<int64_t> done_{0};
   uint64_t generation_ = 0;
   bool stopping_ = false;
 };

@@ -138,3 +138,24 @@ test('random tensors are reproducible from a seed, independent of threads', () =
   const u = T.rand([1000], { seed: 1 }).toArray();
   assert.ok(u.every((v) => v > 0 && v < 1));
 });
+
+test('thread pool: jobs of different chunk counts back to back run every chunk exactly once', () => {
+  // accumulate is not idempotent: a chunk run twice (or skipped) changes the sum.
+  T.setNumThreads(2);
+  const big = T.zeros([600_000]);
+  const small = T.zeros([70_000]);
+  const oneBig = T.ones([600_000]);
+  const oneSmall = T.ones([70_000]);
+  const rounds = 1500;
+  for (let i = 0; i < rounds; i++) {
+    T.accumulateInto(big, oneBig); // 8 chunks
+    T.accumulateInto(small, oneSmall); // 2 chunks
+  }
+  for (const [t, n] of [[big, 600_000], [small, 70_000]] as const) {
+    const d = t.data<Float32Array>();
+    let bad = 0;
+    for (let k = 0; k < n; k++) if (d[k] !== rounds) bad++;
+    assert.equal(bad, 0, `${bad} of ${n} elements differ from ${rounds}`);
+  }
+  for (const t of [big, small, oneBig, oneSmall]) t.dispose();
+});
