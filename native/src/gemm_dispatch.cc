@@ -2,6 +2,7 @@
 // most 4 rows (decode) or op(B) at most 4 columns, the packed GEMM otherwise;
 // and which instruction set's kernels.
 #include "gemm.h"
+#include "gemm_bf16.h"  // bf16-compute hook (opt-in), see gemm_f32 below
 #include "cpu.h"
 #include "dtype.h"
 #include "threadpool.h"
@@ -117,6 +118,9 @@ void gemm_f32(const GemmF32& g) {
   if (g.M <= 0 || g.N <= 0 || g.pC.empty()) return;
   if (g.K == 0) return scale_only(g);
   if (try_gemv(g)) return;
+  // --- bf16-compute hook (opt-in via setMatmulPrecision('bf16'); off by default) ---
+  if (bf16_gemm_applies(g)) return gemm_bf16_compute(g);
+  // --- end bf16-compute hook ---
   gemm_f32_packed(g, kernels_for_isa());
 }
 

@@ -245,3 +245,36 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     return hasBias ? [gx, gw, gb] : [gx, gw];
   }, [x, weight]);
 }
+
+// ------------------------------------------------ opt-in bf16-compute GEMM switch
+
+interface PrecisionKernels {
+  setMatmulPrecision(p: string): 'f32' | 'bf16';
+  matmulPrecision(): 'f32' | 'bf16';
+}
+let PK: PrecisionKernels | null = null;
+const precisionKernels = (): PrecisionKernels => (PK ??= kernels<PrecisionKernels>(['setMatmulPrecision', 'matmulPrecision']));
+
+/**
+ * Process-wide precision of float32 x bfloat16-weight products with more than
+ * 4 rows (`linear` with bf16 weights): 'f32' (default) converts the weights to
+ * f32 and runs f32 FMA; 'bf16' rounds the activations to bf16 (nearest even)
+ * and multiplies on AMX tiles (CPUs with amx_bf16, Linux permission granted)
+ * or with AVX512-BF16 dot products (avx512_bf16), f32 accumulation and output;
+ * elsewhere it stays f32. Denormal bf16 inputs count as zero in both kernels.
+ * Measure before relying on the vdpbf16ps kernel: on some CPUs its FLOP rate
+ * is below the f32 FMA path's (bench/gemm_bf16.bench.ts).
+ * Also set by the environment variable SEEDVL_MATMUL_PRECISION=bf16.
+ * Returns the previous setting.
+ */
+export function setMatmulPrecision(precision: 'f32' | 'bf16'): 'f32' | 'bf16' {
+  if (precision !== 'f32' && precision !== 'bf16') {
+    throw new RangeError(`setMatmulPrecision: expected 'f32' or 'bf16', got '${String(precision)}'`);
+  }
+  return precisionKernels().setMatmulPrecision(precision);
+}
+
+/** The current setting of setMatmulPrecision. */
+export function matmulPrecision(): 'f32' | 'bf16' {
+  return precisionKernels().matmulPrecision();
+}

@@ -1,0 +1,74 @@
+// Opt-in bf16-compute GEMM for f32 activations x bf16 weights (AVX512-BF16).
+// Activations are rounded to bf16 (round to nearest even) while A is packed;
+// products run through vdpbf16ps with f32 accumulation and f32 output. Off by
+// default: setMatmulPrecision('bf16') or SEEDVL_MATMUL_PRECISION=bf16 turns it on.
+#pragma once
+#include "gemm.h"
+#include "threadpool.h"
+#include <algorithm>
+#include <atomic>
+#include <new>
+
+namespace sv {
+namespace gemm {
+
+// True when the switch is 'bf16', the CPU has avx512_bf16, the ISA cap allows
+// AVX-512, B is bf16 and there are no reduction items: the bf16 path can run g.
+bool bf16_gemm_applies(const GemmF32& g);
+// C = alpha * bf16(op(A)) op(B) + beta * C + bias, per parallel item. Runs on
+// AMX tiles where the CPU and the OS allow them (and bf16_use_amx), else on
+// AVX512-BF16 vdpbf16ps.
+void gemm_bf16_compute(const GemmF32& g);
+
+// ---- shared by the vdpbf16ps path (gemm_bf16.cc) and the AMX path (gemm_bf16_amx.cc)
+
+// B strips are 32 columns of K pairs: [kp_pad][32] uint32.
+constexpr int kBf16StripN = 32;
+// Packs op(B) rows (K) [k0, k0+2*kp) x columns [j0, j0+32) into dst[kp_pad][32];
+// columns past N, the K value past K and pairs [kp, kp_pad) are zero.
+void bf16_pack_b_strip(const uint16_t* b, int64_t ldb, bool transB, int64_t K, int64_t N, int64_t k0, int64_t kp,
+                       int64_t kp_pad, int64_t j0, uint32_t* dst);
+// f32 -> bf16, round to nearest even (denormals kept); NaN stays a quiet NaN.
+uint16_t bf16_round(float f);
+
+// AMX path: true when the CPU has amx_tile + amx_bf16 and the kernel granted
+// the tile data permission (asked once per process).
+bool bf16_amx_available();
+// Tests compare both kernels: false forces the vdpbf16ps path.
+extern bool bf16_use_amx;
+void gemm_bf16_amx(const GemmF32& g);
+
+// Runs task(t) for t in [0, n), claimed dynamically from our own counter;
+// each participating thread calls enter() before its first task and leave()
+// after its last (AMX tile configuration). The pool job always has
+// min(threads, n) chunks, as in gemm_driver.cc: consecutive pool jobs whose
+// chunk counts differ can let a late worker run a chunk twice (pool race, see
+// the report), which a job of claim-loops survives. bad_alloc from a worker is
+// rethrown on the caller.
+template <typename Enter, typename Task, typename Leave>
+void bf16_run_dynamic(int64_t n, bool serial, Enter&& enter, Task&& task, Leave&& leave) {
+  if (n <= 0) return;
+  if (serial || n == 1 || num_threads() == 1) {
+    enter();
+    for (int64_t t = 0; t < n; t++) task(t);
+    leave();
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> failed{false};
+  parallel_for(std::min<int64_t>(num_threads(), n), 1, [&](int64_t, int64_t) {
+    try {
+      int64_t t = next.fetch_add(1);
+      if (t >= n) return;
+      enter();
+      for (; t < n; t = next.fetch_add(1)) task(t);
+      leave();
+    } catch (const std::bad_alloc&) {
+      failed.store(true);
+    }
+  });
+  if (failed.load()) throw std::bad_alloc();
+}
+
+}  // namespace gemm
+}  // namespace sv

@@ -1,0 +1,160 @@
+// The opt-in bf16-compute GEMM (setMatmulPrecision('bf16')): activations
+// rounded to bf16, AVX512-BF16 dot products, f32 accumulation. Checked against
+// an f64 reference on the bf16-rounded operands, at block edges, across
+// layouts, thread counts, and with the switch off (bit-identical to before).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as T from '../../src/tensor/index.ts';
+import { matmul, linear, gemmInto, setMatmulPrecision, matmulPrecision } from '../../src/tensor/ops/matmul.ts';
+import { randomTensor } from '../helpers/gradcheck.ts';
+
+const hasBf16 = T.native.cpu.avx512bf16 && T.native.cpu.level === 'avx512';
+// The two bf16 kernels: AMX tiles where the CPU and OS allow them, vdpbf16ps otherwise.
+const setKernel = (T.native as unknown as { setBf16GemmKernel: (k: string) => string }).setBf16GemmKernel;
+const kernelsToTest: string[] = hasBf16 ? [...new Set([setKernel('avx512bf16'), setKernel('amx')])] : [];
+function forEachKernel(fn: (kernel: string) => void): void {
+  try {
+    for (const k of kernelsToTest) {
+      assert.equal(setKernel(k), k);
+      fn(k);
+    }
+  } finally {
+    if (hasBf16) setKernel('amx');
+  }
+}
+const f32 = (shape: number[], seed: number) => randomTensor(shape, seed, 'float32');
+const roundBf16 = (t: T.Tensor): T.Tensor => T.cast(T.cast(t, 'bfloat16'), 'float32');
+
+/** f64 reference of x[M,K] · w[N,K]ᵀ (+ bias), with its per-element error scale Σ|x||w|. */
+function refLinear(x: Float64Array | number[], w: ArrayLike<number>, M: number, N: number, K: number, bias?: ArrayLike<number>) {
+  const out = new Float64Array(M * N), mag = new Float64Array(M * N);
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++) {
+      let s = 0, m = 0;
+      for (let k = 0; k < K; k++) {
+        const p = x[i * K + k] * w[j * K + k];
+        s += p;
+        m += Math.abs(p);
+      }
+      out[i * N + j] = s + (bias ? bias[j] : 0);
+      mag[i * N + j] = m + (bias ? Math.abs(bias[j]) : 0);
+    }
+  return { out, mag };
+}
+
+/** Max over elements of |got - want| / (Σ|x||w| + tiny). */
+function relErr(got: ArrayLike<number>, want: Float64Array, mag: Float64Array): number {
+  assert.equal(got.length, want.length);
+  let e = 0;
+  for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(got[i] - want[i]) / (mag[i] + 1e-30));
+  return e;
+}
+
+function withPrecision<R>(p: 'f32' | 'bf16', fn: () => R): R {
+  const prev = setMatmulPrecision(p);
+  try {
+    return fn();
+  } finally {
+    setMatmulPrecision(prev);
+  }
+}
+
+const shapes: [number, number, number][] = [
+  // M, N, K: tiles are 12 rows x 32 columns, depth blocks of 512 K values.
+  [5, 3, 1], [5, 32, 7], [12, 33, 16], [13, 31, 17], [25, 100, 513], [37, 129, 1030], [64, 200, 300], [11, 1, 64],
+];
+
+test('bf16 GEMM matches an f64 reference on bf16-rounded x, at block edges and odd K', { skip: !hasBf16 && 'no avx512_bf16' }, () => {
+  forEachKernel((kernel) => T.tidy(() => {
+    for (const [M, N, K] of shapes) {
+      const x = f32([M, K], M * 7 + K), wf = f32([N, K], N * 3 + K), bias = f32([N], N + 1);
+      const w = T.cast(wf, 'bfloat16');
+      const { out, mag } = refLinear(roundBf16(x).toArray(), T.cast(w, 'float32').toArray(), M, N, K, bias.toArray());
+      const got = withPrecision('bf16', () => linear(x, w, bias));
+      const e = relErr(got.toArray(), out, mag);
+      assert.ok(e <= 1e-5, `bf16 linear (${kernel}) ${M}x${N}x${K}: relative error ${e}`);
+      // The f32 path does not round x: against this reference it is visibly off,
+      // so the check above really exercised the bf16 path.
+      if (K >= 16) {
+        const ef = relErr(withPrecision('f32', () => linear(x, w, bias)).toArray(), out, mag);
+        assert.ok(ef > 1e-4, `f32 path ${M}x${N}x${K} unexpectedly matches the bf16 reference (${ef})`);
+      }
+    }
+  }));
+});
+
+test('bf16 GEMM: transposed A, [K,N] bf16 B, batches, beta and 3-D x', { skip: !hasBf16 && 'no avx512_bf16' }, () => {
+  forEachKernel((kernel) => T.tidy(() => {
+    const M = 19, N = 45, K = 71;
+    const wf = f32([N, K], 2), w = T.cast(wf, 'bfloat16'), wr = T.cast(w, 'float32').toArray();
+    // x stored transposed ([K, M] viewed as [M, K]); B stored [K, N].
+    const xt = f32([K, M], 1), x = T.transpose(xt);
+    const xr = roundBf16(T.contiguous(x)).toArray();
+    const { out, mag } = refLinear(xr, wr, M, N, K);
+    const wkn = T.cast(T.contiguous(T.transpose(wf)), 'bfloat16');
+    const got = withPrecision('bf16', () => matmul(x, wkn));
+    assert.ok(relErr(got.toArray(), out, mag) <= 1e-5, 'transposed A, [K,N] B');
+    // beta: C = x·Wᵀ + 0.5 C.
+    const c0 = f32([M, N], 9), c0v = c0.toArray();
+    const c = T.contiguous(c0);
+    withPrecision('bf16', () => gemmInto(x, false, w, true, c, [], 0.5));
+    const wantB = out.map((v, i) => v + 0.5 * c0v[i]);
+    const magB = mag.map((v, i) => v + 0.5 * Math.abs(c0v[i]));
+    assert.ok(relErr(c.toArray(), wantB, magB) <= 1e-5, 'beta 0.5');
+    // Batched x [2, M, K] through linear (folded into rows) and batched matmul (items).
+    const x3 = f32([2, M, K], 3), x3r = roundBf16(x3).toArray();
+    const ref3 = refLinear(x3r, wr, 2 * M, N, K);
+    assert.ok(relErr(withPrecision('bf16', () => linear(x3, w)).toArray(), ref3.out, ref3.mag) <= 1e-5, 'linear 3-D');
+    const w3 = T.cast(f32([2, K, N], 4), 'bfloat16'), w3r = T.cast(w3, 'float32').toArray();
+    const got3 = withPrecision('bf16', () => matmul(x3, w3)).toArray();
+    for (let b = 0; b < 2; b++) {
+      const wb = new Float64Array(N * K); // [N, K] from [K, N]
+      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) wb[j * K + k] = w3r[b * K * N + k * N + j];
+      const r = refLinear(Array.from(x3r.slice(b * M * K, (b + 1) * M * K)), wb, M, N, K);
+      assert.ok(relErr(got3.slice(b * M * N, (b + 1) * M * N), r.out, r.mag) <= 1e-5, `${kernel}: batched matmul item ${b}`);
+    }
+  }));
+});
+
+test('bf16 GEMM: 1 and 2 threads give identical results', { skip: !hasBf16 && 'no avx512_bf16' }, () => {
+  forEachKernel((kernel) => T.tidy(() => {
+    const threads = T.native.numThreads();
+    try {
+      for (const [M, N, K] of [[70, 300, 1100], [200, 520, 96]] as const) {
+        const x = f32([M, K], 5), w = T.cast(f32([N, K], 6), 'bfloat16'), bias = f32([N], 7);
+        T.setNumThreads(1);
+        const one = withPrecision('bf16', () => linear(x, w, bias)).toArray();
+        T.setNumThreads(2);
+        const two = withPrecision('bf16', () => linear(x, w, bias)).toArray();
+        assert.deepEqual(two, one, `${kernel} ${M}x${N}x${K}`);
+      }
+    } finally {
+      T.setNumThreads(threads);
+    }
+  }));
+});
+
+test('the bf16 kernels in use', () => {
+  // Documents which kernels this run covered (AMX only where CPU and OS allow it).
+  if (hasBf16) assert.ok(kernelsToTest.includes('avx512bf16'), `kernels: ${kernelsToTest}`);
+  else assert.deepEqual(kernelsToTest, []);
+});
+
+test('switch off (default) gives the same results as before; bad names throw', () => {
+  assert.equal(matmulPrecision(), process.env.SEEDVL_MATMUL_PRECISION === 'bf16' ? 'bf16' : 'f32');
+  T.tidy(() => {
+    const x = f32([37, 300], 11), w = T.cast(f32([129, 300], 12), 'bfloat16'), bias = f32([129], 13);
+    const before = withPrecision('f32', () => linear(x, w, bias)).toArray();
+    withPrecision('bf16', () => linear(x, w, bias)); // toggling on and off leaves no state behind
+    const after = withPrecision('f32', () => linear(x, w, bias)).toArray();
+    assert.deepEqual(after, before);
+    // f32 weights never take the bf16 path.
+    const wf = T.cast(w, 'float32');
+    assert.deepEqual(withPrecision('bf16', () => linear(x, wf, bias)).toArray(), withPrecision('f32', () => linear(x, wf, bias)).toArray());
+  });
+  assert.throws(() => setMatmulPrecision('fp16' as 'f32'), /setMatmulPrecision: expected 'f32' or 'bf16', got 'fp16'/);
+  const raw = (T.native as unknown as { setMatmulPrecision: (p: unknown) => string }).setMatmulPrecision;
+  assert.throws(() => raw('half'), /setMatmulPrecision: expected 'f32' or 'bf16', got 'half'/);
+  assert.throws(() => setKernel('tpu'), /setBf16GemmKernel: expected 'amx' or 'avx512bf16', got 'tpu'/);
+  assert.equal(matmulPrecision(), process.env.SEEDVL_MATMUL_PRECISION === 'bf16' ? 'bf16' : 'f32');
+});
