@@ -85,7 +85,10 @@ export async function inspectCommand(argv: string[], io: InspectIO = defaultIO):
     const report = await inspectImage(source, cfg, minPixels, maxPixels, fetch).catch(async (e: unknown) => {
       // Not an image: try it as a video.
       if (e instanceof MediaError && (e.code === 'unsupported_format' || e.code === 'decode_failed')) {
-        return inspectVideo(source, cfg.factor, { minPixels, maxPixels, fps, task, ...fetch });
+        return inspectVideo(source, cfg.factor, { minPixels, maxPixels, fps, task, ...fetch }).catch((v: unknown) => {
+          // Neither: say both, so a corrupt image is not reported as only a video problem.
+          throw new MediaError(e.code, `not a readable image (${e.message}) nor video (${(v as Error).message})`, source);
+        });
       }
       throw e;
     });
