@@ -18,6 +18,7 @@
  * SEEDVL_QWEN_BENCH_DECODE (16), SEEDVL_QWEN_BENCH_TORCH_DTYPES (default "bfloat16,float32"),
  * SEEDVL_QWEN_BENCH_NO_PEER=1.
  */
+import { matmulPrecision } from '../src/tensor/ops/matmul.ts';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -255,7 +256,7 @@ function qwenBench(make: () => Shape): Bench {
       const copied = moe ? runOurs(p, patchDim, 'copy', false) : null;
       const dtypes = (process.env.SEEDVL_QWEN_BENCH_TORCH_DTYPES ?? 'bfloat16,float32').split(',').filter(Boolean);
       const peers = dtypes.map((d) => runPeer(ctx, p, d)).filter((x): x is PeerResult => x !== null);
-      if (peers.length) ctx.note(`PyTorch ${peers[0].torch}, transformers ${peers[0].transformers}; ours: bf16 weights read by the kernels, f32 activations`);
+      if (peers.length) ctx.note(`PyTorch ${peers[0].torch}, transformers ${peers[0].transformers}; ours: bf16 weights read by the kernels, ${matmulPrecision() === 'bf16' ? 'bf16 matmul activations (SEEDVL_MATMUL_PRECISION=bf16)' : 'f32 activations'}`);
       const P = p.promptIds.length, D = p.decodeIds.length;
       const out: BenchResult[] = [];
       const b = s.name;
