@@ -18,6 +18,7 @@
 // runs every A panel (L1) against it. Every C element is computed by one task in
 // a fixed order, so results do not depend on the thread count.
 #include "gemm_bf16.h"
+#include "dtype.h"
 #include "common.h"
 #include "cpu.h"
 #include "threadpool.h"
@@ -43,30 +44,7 @@ std::atomic<int> g_precision{[] {
   return e && std::string(e) == "bf16" ? 1 : 0;
 }()};
 
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
 
-struct Buf {  // 64-byte aligned grow-only buffer of uint32
-  uint32_t* p = nullptr;
-  size_t cap = 0;
-  uint32_t* get(size_t n) {
-    if (n <= cap) return p;
-    std::free(p);
-    p = static_cast<uint32_t*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
-    if (!p) {
-      cap = 0;
-      throw std::bad_alloc();
-    }
-    cap = n;
-    return p;
-  }
-  ~Buf() { std::free(p); }
-};
 thread_local Buf tls_b;
 
 // Packs rows [i0, i0+mr) of op(A), K values [k0, k0+2*kp), into dst[kp][MR]
@@ -83,7 +61,7 @@ void pack_a(const float* a, int64_t lda, bool transA, int64_t K, int64_t i0, int
       const int64_t k = k0 + 2 * p;
       const float v0 = transA ? a[k * lda + i] : a[i * lda + k];
       const float v1 = k + 1 < K ? (transA ? a[(k + 1) * lda + i] : a[i * lda + k + 1]) : 0.0f;
-      dst[p * MR + r] = uint32_t(to_bf16(v0)) | (uint32_t(to_bf16(v1)) << 16);
+      dst[p * MR + r] = uint32_t(f32_to_bf16(v0)) | (uint32_t(f32_to_bf16(v1)) << 16);
     }
   }
 }
@@ -137,7 +115,7 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 bool bf16_use_amx = true;
 
-uint16_t bf16_round(float f) { return to_bf16(f); }
+uint16_t bf16_round(float f) { return f32_to_bf16(f); }
 
 void bf16_pack_b_strip(const uint16_t* b, int64_t ldb, bool transB, int64_t K, int64_t N, int64_t k0, int64_t kp,
                        int64_t kp_pad, int64_t j0, uint32_t* dst) {

@@ -6,11 +6,31 @@
 #include "gemm.h"
 #include "threadpool.h"
 #include <algorithm>
+#include <cstdlib>
+#include <cstdint>
 #include <atomic>
 #include <new>
 
 namespace sv {
 namespace gemm {
+
+// 64-byte aligned, grow-only packing buffer of uint32 (one per thread per kernel file).
+struct Buf {  // 64-byte aligned grow-only buffer of uint32
+  uint32_t* p = nullptr;
+  size_t cap = 0;
+  uint32_t* get(size_t n) {
+    if (n <= cap) return p;
+    std::free(p);
+    p = static_cast<uint32_t*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
+    if (!p) {
+      cap = 0;
+      throw std::bad_alloc();
+    }
+    cap = n;
+    return p;
+  }
+  ~Buf() { std::free(p); }
+};
 
 // True when the switch is 'bf16', the CPU has avx512_bf16, the ISA cap allows
 // AVX-512, B is bf16 and there are no reduction items: the bf16 path can run g.

@@ -34,22 +34,6 @@ constexpr int64_t G = 4;                  // strips per column group
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-struct Buf {  // 64-byte aligned grow-only buffer of uint32
-  uint32_t* p = nullptr;
-  size_t cap = 0;
-  uint32_t* get(size_t n) {
-    if (n <= cap) return p;
-    std::free(p);
-    p = static_cast<uint32_t*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64));
-    if (!p) {
-      cap = 0;
-      throw std::bad_alloc();
-    }
-    cap = n;
-    return p;
-  }
-  ~Buf() { std::free(p); }
-};
 thread_local Buf tls_b;
 
 bool detect_amx() {
