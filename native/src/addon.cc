@@ -2,6 +2,7 @@
 // features the dispatcher found.
 #include "common.h"
 #include "cpu.h"
+#include "gemm_bf16.h"
 
 namespace sv {
 
@@ -30,6 +31,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   f.Set("avx512bf16", c.avx512bf16);
   f.Set("avx512vnni", c.avx512vnni);
   f.Set("f16c", c.f16c);
+  // AMX tiles usable: the CPU has amx_tile + amx_bf16 and Linux granted the tile state.
+  f.Set("amxBf16", sv::gemm::bf16_amx_available());
   f.Set("level", sv::isa_name(sv::isa()));
   exports.Set("cpu", f);
   return exports;

@@ -137,7 +137,16 @@ SV_KERNEL(alloc) {
   int64_t cur = g_bytes.load();
   int64_t peak = g_peak.load();
   while (cur > peak && !g_peak.compare_exchange_weak(peak, cur)) {}
-  return Napi::ArrayBuffer::New(info.Env(), p, bytes, finalize, b);
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), p, bytes, finalize, b);
+  // V8 counts an external buffer's bytes as external memory until a GC sweeps
+  // the buffer, and starts a major GC whenever that count has grown by 64 MB.
+  // Tensors are freed explicitly (dispose/tidy), so those GCs reclaim nothing:
+  // a Qwen2.5-VL vision encode ran ~230 of them, each stealing a core from the
+  // kernels. Taking the bytes back out of the count at once halves them
+  // (measured with --trace-gc); V8 subtracts them once more when it sweeps,
+  // which only moves the count further from its limit.
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -static_cast<int64_t>(bytes));
+  return ab;
 }
 
 // free(arrayBuffer): releases the block now and detaches the buffer.

@@ -16,7 +16,7 @@ export interface NativeCore {
   setNumThreads(n: number): void;
   numThreads(): number;
   setIsa(isa: 'portable' | 'avx2' | 'avx512'): string;
-  cpu: { avx2: boolean; fma: boolean; avx512f: boolean; avx512bw: boolean; avx512bf16: boolean; avx512vnni: boolean; f16c: boolean; level: string };
+  cpu: { avx2: boolean; fma: boolean; avx512f: boolean; avx512bw: boolean; avx512bf16: boolean; avx512vnni: boolean; f16c: boolean; amxBf16: boolean; level: string };
 }
 
 function findAddon(): string {
