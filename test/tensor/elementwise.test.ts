@@ -1,22 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.ts';
+import { assertClose } from '../helpers/compare.ts';
 import * as E from '../../src/tensor/ops/elementwise.ts';
 import * as A from '../../src/tensor/ops/activation.ts';
 import { gradcheck, randomTensor, randomArray } from '../helpers/gradcheck.ts';
-
-function assertClose(actual: number[], expected: number[], atol: number, rtol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  let worst = 0, at = -1;
-  for (let i = 0; i < actual.length; i++) {
-    const e = expected[i], a = actual[i];
-    if (Number.isNaN(e) && Number.isNaN(a)) continue;
-    if (e === a) continue;
-    const d = Math.abs(a - e);
-    if (!(d <= atol + rtol * Math.abs(e)) && (d > worst || Number.isNaN(d))) { worst = d; at = i; }
-  }
-  assert.ok(at < 0, `${what}: element ${at}: ${actual[at]} vs ${expected[at]} (max abs diff ${worst})`);
-}
 
 /** Plain-JS numpy broadcasting of f over two tensors (any layout). */
 function refBinary(a: T.Tensor, b: T.Tensor, f: (x: number, y: number) => number): number[] {

@@ -2,19 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.ts';
 import { crossEntropy, type CrossEntropyOptions } from '../../src/tensor/ops/loss.ts';
+import { assertClose, assertThreadAndIsaInvariant } from '../helpers/compare.ts';
 import { gradcheck, randomTensor } from '../helpers/gradcheck.ts';
-
-function assertClose(actual: number[], expected: number[], atol: number, rtol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  let worst = 0, at = -1;
-  for (let i = 0; i < actual.length; i++) {
-    const e = expected[i], a = actual[i];
-    if (Object.is(e, a)) continue;
-    const d = Math.abs(a - e);
-    if (!(d <= atol + rtol * Math.abs(e)) && (d > worst || Number.isNaN(d))) { worst = d; at = i; }
-  }
-  assert.ok(at < 0, `${what}: element ${at}: ${actual[at]} vs ${expected[at]} (max abs diff ${worst})`);
-}
 
 /** Per-row losses and the reduced loss, in plain JS (torch semantics). */
 function refCE(x: number[], V: number, t: number[], o: CrossEntropyOptions = {}): number[] {
@@ -106,35 +95,18 @@ test('targets are bounds-checked; errors name the op, row and value', () => {
 });
 
 test('crossEntropy is thread-count invariant and agrees across ISA paths', () => {
-  const prev = T.numThreads();
-  try {
-    T.tidy(() => {
-      const x = randomTensor([64, 5000], 6, 'float32', 5);
-      const tg = int32(Array.from({ length: 64 }, (_, i) => (i % 9 === 0 ? -100 : (i * 977) % 5000)));
-      const run = (): number[][] => {
-        const xi = T.keep(T.contiguousCopy(x));
-        xi.requiresGrad = true;
-        const loss = crossEntropy(xi, tg, { labelSmoothing: 0.05 });
-        T.backward(loss);
-        const out = [loss.toArray(), xi.grad!.toArray()];
-        xi.dispose();
-        return out;
-      };
-      T.setNumThreads(1);
-      const one = run();
-      T.setNumThreads(2);
-      const two = run();
-      one.forEach((v, i) => assert.deepEqual(v, two[i], `crossEntropy output ${i} differs between 1 and 2 threads`));
-      T.native.setIsa('portable');
-      let portable: number[][];
-      try {
-        portable = run();
-      } finally {
-        T.native.setIsa('avx512');
-      }
-      two.forEach((v, i) => assertClose(v, portable[i], 1e-7, 1e-5, `crossEntropy output ${i} portable vs avx512`));
-    });
-  } finally {
-    T.setNumThreads(prev);
-  }
+  T.tidy(() => {
+    const x = randomTensor([64, 5000], 6, 'float32', 5);
+    const tg = int32(Array.from({ length: 64 }, (_, i) => (i % 9 === 0 ? -100 : (i * 977) % 5000)));
+    const run = (): number[][] => {
+      const xi = T.keep(T.contiguousCopy(x));
+      xi.requiresGrad = true;
+      const loss = crossEntropy(xi, tg, { labelSmoothing: 0.05 });
+      T.backward(loss);
+      const out = [loss.toArray(), xi.grad!.toArray()];
+      xi.dispose();
+      return out;
+    };
+    assertThreadAndIsaInvariant('crossEntropy', run, 1e-7, 1e-5);
+  });
 });

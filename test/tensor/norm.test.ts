@@ -3,19 +3,8 @@ import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.ts';
 import * as N from '../../src/tensor/ops/norm.ts';
 import { addScalar } from '../../src/tensor/ops/elementwise.ts';
+import { assertClose, assertThreadAndIsaInvariant } from '../helpers/compare.ts';
 import { gradcheck, randomTensor } from '../helpers/gradcheck.ts';
-
-function assertClose(actual: number[], expected: number[], atol: number, rtol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  let worst = 0, at = -1;
-  for (let i = 0; i < actual.length; i++) {
-    const e = expected[i], a = actual[i];
-    if (Object.is(e, a) || (Number.isNaN(e) && Number.isNaN(a))) continue;
-    const d = Math.abs(a - e);
-    if (!(d <= atol + rtol * Math.abs(e)) && (d > worst || Number.isNaN(d))) { worst = d; at = i; }
-  }
-  assert.ok(at < 0, `${what}: element ${at}: ${actual[at]} vs ${expected[at]} (max abs diff ${worst})`);
-}
 
 function refNorm(x: number[], D: number, w: number[] | null, b: number[] | null, eps: number, rms: boolean): number[] {
   const out: number[] = [];
@@ -66,40 +55,23 @@ test('norm gradients (x, weight, bias) match finite differences', () => {
 });
 
 test('norms are thread-count invariant (incl. weight/bias gradients) and agree across ISA paths', () => {
-  const prev = T.numThreads();
-  try {
-    T.tidy(() => {
-      const x = randomTensor([512, 384], 9, 'float32', 2);
-      const g = randomTensor([512, 384], 10, 'float32');
-      const run = (): number[][] => {
-        const out: number[][] = [];
-        for (const rms of [false, true]) {
-          const xi = T.keep(T.contiguousCopy(x)), w = T.keep(T.ones([384])), b = T.keep(T.zeros([384]));
-          for (const t of [xi, w, b]) t.requiresGrad = true;
-          const y = rms ? N.rmsNorm(xi, w) : N.layerNorm(xi, w, b);
-          T.backward(y, { grad: g });
-          out.push(y.toArray(), xi.grad!.toArray(), w.grad!.toArray(), ...(rms ? [] : [b.grad!.toArray()]));
-          for (const t of [xi, w, b]) t.dispose();
-        }
-        return out;
-      };
-      T.setNumThreads(1);
-      const one = run();
-      T.setNumThreads(2);
-      const two = run();
-      one.forEach((v, i) => assert.deepEqual(v, two[i], `norm output ${i} differs between 1 and 2 threads`));
-      T.native.setIsa('portable');
-      let portable: number[][];
-      try {
-        portable = run();
-      } finally {
-        T.native.setIsa('avx512');
+  T.tidy(() => {
+    const x = randomTensor([512, 384], 9, 'float32', 2);
+    const g = randomTensor([512, 384], 10, 'float32');
+    const run = (): number[][] => {
+      const out: number[][] = [];
+      for (const rms of [false, true]) {
+        const xi = T.keep(T.contiguousCopy(x)), w = T.keep(T.ones([384])), b = T.keep(T.zeros([384]));
+        for (const t of [xi, w, b]) t.requiresGrad = true;
+        const y = rms ? N.rmsNorm(xi, w) : N.layerNorm(xi, w, b);
+        T.backward(y, { grad: g });
+        out.push(y.toArray(), xi.grad!.toArray(), w.grad!.toArray(), ...(rms ? [] : [b.grad!.toArray()]));
+        for (const t of [xi, w, b]) t.dispose();
       }
-      two.forEach((v, i) => assertClose(v, portable[i], 1e-4, 1e-4, `norm output ${i} portable vs avx512`));
-    });
-  } finally {
-    T.setNumThreads(prev);
-  }
+      return out;
+    };
+    assertThreadAndIsaInvariant('norm', run, 1e-4, 1e-4);
+  });
 });
 
 test('bad inputs throw errors naming the op and shapes', () => {

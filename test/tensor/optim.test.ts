@@ -1,18 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.ts';
+import { assertClose, assertThreadAndIsaInvariant } from '../helpers/compare.ts';
 import { adamwStep, clipGradNorm, type AdamWOptions } from '../../src/tensor/ops/optim.ts';
 import { randomArray, randomTensor } from '../helpers/gradcheck.ts';
-
-function assertClose(actual: number[], expected: number[], atol: number, rtol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  let worst = 0, at = -1;
-  for (let i = 0; i < actual.length; i++) {
-    const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= atol + rtol * Math.abs(expected[i])) && (d > worst || Number.isNaN(d))) { worst = d; at = i; }
-  }
-  assert.ok(at < 0, `${what}: element ${at}: ${actual[at]} vs ${expected[at]} (max abs diff ${worst})`);
-}
 
 /** torch.optim.AdamW's update, step by step, in plain JS. */
 function refAdamW(p: number[], g: number[], m: number[], v: number[], o: Required<AdamWOptions>): void {
@@ -75,34 +66,17 @@ test('clipGradNorm returns the global norm and scales in place only above maxNor
 });
 
 test('optimizer kernels are thread-count invariant and agree across ISA paths', () => {
-  const prev = T.numThreads();
-  try {
-    T.tidy(() => {
-      const n = 200_003;
-      const run = (): number[][] => T.tidy(() => {
-        const p = T.tensor(randomArray(n, 3), [n]), g = T.tensor(randomArray(n, 4), [n]);
-        const m = T.tensor(randomArray(n, 5, 0.1), [n]), v = T.tensor(randomArray(n, 6, 0.1).map(Math.abs), [n]);
-        adamwStep(p, g, m, v, { lr: 1e-3, step: 3, weightDecay: 0.05 });
-        const norm = clipGradNorm([g], 0.5);
-        return [p.toArray(), m.toArray(), v.toArray(), g.toArray(), [norm]];
-      });
-      T.setNumThreads(1);
-      const one = run();
-      T.setNumThreads(2);
-      const two = run();
-      one.forEach((v, i) => assert.deepEqual(v, two[i], `optimizer output ${i} differs between 1 and 2 threads`));
-      T.native.setIsa('portable');
-      let portable: number[][];
-      try {
-        portable = run();
-      } finally {
-        T.native.setIsa('avx512');
-      }
-      two.forEach((v, i) => assertClose(v, portable[i], 1e-6, 1e-5, `optimizer output ${i} portable vs avx512`));
+  T.tidy(() => {
+    const n = 200_003;
+    const run = (): number[][] => T.tidy(() => {
+      const p = T.tensor(randomArray(n, 3), [n]), g = T.tensor(randomArray(n, 4), [n]);
+      const m = T.tensor(randomArray(n, 5, 0.1), [n]), v = T.tensor(randomArray(n, 6, 0.1).map(Math.abs), [n]);
+      adamwStep(p, g, m, v, { lr: 1e-3, step: 3, weightDecay: 0.05 });
+      const norm = clipGradNorm([g], 0.5);
+      return [p.toArray(), m.toArray(), v.toArray(), g.toArray(), [norm]];
     });
-  } finally {
-    T.setNumThreads(prev);
-  }
+    assertThreadAndIsaInvariant('optimizer', run, 1e-6, 1e-5);
+  });
 });
 
 test('bad inputs throw errors naming the op and shapes', () => {

@@ -1,21 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.ts';
+import { assertClose } from '../helpers/compare.ts';
 import * as R from '../../src/tensor/ops/reduce.ts';
 import * as E from '../../src/tensor/ops/elementwise.ts';
 import { gradcheck, randomTensor } from '../helpers/gradcheck.ts';
-
-function assertClose(actual: number[], expected: number[], atol: number, rtol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  let worst = 0, at = -1;
-  for (let i = 0; i < actual.length; i++) {
-    const e = expected[i], a = actual[i];
-    if (Object.is(e, a) || (Number.isNaN(e) && Number.isNaN(a))) continue;
-    const d = Math.abs(a - e);
-    if (!(d <= atol + rtol * Math.abs(e)) && (d > worst || Number.isNaN(d))) { worst = d; at = i; }
-  }
-  assert.ok(at < 0, `${what}: element ${at}: ${actual[at]} vs ${expected[at]} (max abs diff ${worst})`);
-}
 
 /** Plain-JS reduction of x over dims with a fold over each slice's values (in index order). */
 function refReduce(x: T.Tensor, dims: number[] | undefined, fold: (vals: number[]) => number, keepdim = false): { shape: number[]; data: number[] } {

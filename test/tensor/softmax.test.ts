@@ -2,19 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.ts';
 import * as S from '../../src/tensor/ops/softmax.ts';
+import { assertClose, assertThreadAndIsaInvariant } from '../helpers/compare.ts';
 import { gradcheck, randomTensor } from '../helpers/gradcheck.ts';
-
-function assertClose(actual: number[], expected: number[], atol: number, rtol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
-  let worst = 0, at = -1;
-  for (let i = 0; i < actual.length; i++) {
-    const e = expected[i], a = actual[i];
-    if (Object.is(e, a) || (Number.isNaN(e) && Number.isNaN(a))) continue;
-    const d = Math.abs(a - e);
-    if (!(d <= atol + rtol * Math.abs(e)) && (d > worst || Number.isNaN(d))) { worst = d; at = i; }
-  }
-  assert.ok(at < 0, `${what}: element ${at}: ${actual[at]} vs ${expected[at]} (max abs diff ${worst})`);
-}
 
 /** Row-wise reference over the last dim of a [rows, n] array. */
 function refRows(vals: number[], n: number, log: boolean): number[] {
@@ -67,40 +56,23 @@ test('softmax gradients match finite differences', () => {
 });
 
 test('softmax is thread-count invariant and agrees across ISA paths', () => {
-  const prev = T.numThreads();
-  try {
-    T.tidy(() => {
-      const x = randomTensor([200, 999], 4, 'float32', 8);
-      const g = randomTensor([200, 999], 5, 'float32');
-      const run = (): number[][] => {
-        const out: number[][] = [];
-        for (const f of [S.softmax, S.logSoftmax]) {
-          const xi = T.keep(T.contiguousCopy(x));
-          xi.requiresGrad = true;
-          const y = f(xi);
-          T.backward(y, { grad: g });
-          out.push(y.toArray(), xi.grad!.toArray());
-          xi.dispose();
-        }
-        return out;
-      };
-      T.setNumThreads(1);
-      const one = run();
-      T.setNumThreads(2);
-      const two = run();
-      one.forEach((v, i) => assert.deepEqual(v, two[i], `softmax output ${i} differs between 1 and 2 threads`));
-      T.native.setIsa('portable');
-      let portable: number[][];
-      try {
-        portable = run();
-      } finally {
-        T.native.setIsa('avx512');
+  T.tidy(() => {
+    const x = randomTensor([200, 999], 4, 'float32', 8);
+    const g = randomTensor([200, 999], 5, 'float32');
+    const run = (): number[][] => {
+      const out: number[][] = [];
+      for (const f of [S.softmax, S.logSoftmax]) {
+        const xi = T.keep(T.contiguousCopy(x));
+        xi.requiresGrad = true;
+        const y = f(xi);
+        T.backward(y, { grad: g });
+        out.push(y.toArray(), xi.grad!.toArray());
+        xi.dispose();
       }
-      two.forEach((v, i) => assertClose(v, portable[i], 1e-6, 1e-5, `softmax output ${i} portable vs avx512`));
-    });
-  } finally {
-    T.setNumThreads(prev);
-  }
+      return out;
+    };
+    assertThreadAndIsaInvariant('softmax', run, 1e-6, 1e-5);
+  });
 });
 
 test('bad inputs throw errors naming the op', () => {
