@@ -58,6 +58,57 @@ bool bf16_amx_available();
 extern bool bf16_use_amx;
 void gemm_bf16_amx(const GemmF32& g);
 
+// ---- pieces of the AMX path (gemm_bf16_amx*.cc), see gemm_bf16_amx.cc for the design
+// The product is computed transposed, C^T = W · X^T: the weight rows (op(B)^T,
+// [N][K] bf16) are the tile A operand read in place, the activations are
+// packed as the tile B operand. A tile step covers 32 K values (16 pairs).
+constexpr int64_t kAmxStepK = 32;
+// Packs m-tile mt (rows 16*mt .. +16 of op(A)) for all `steps` K steps into
+// dst[steps][16 pairs][16 rows] uint32 (each step one 1 KiB tile), rounding to
+// bf16; rows past M and K values past K are zero.
+void amx_pack_x(const float* a, int64_t lda, bool transA, int64_t M, int64_t K, int64_t mt, int64_t steps,
+                uint32_t* dst);
+// Copies K values [k0, k0+kv) of `rows` weight rows (row stride wld) into
+// dst[32][dld] (dld >= kv), zero-filling columns past kv and rows past `rows`.
+void amx_copy_w(const uint16_t* w, int64_t wld, int rows, int64_t k0, int64_t kv, uint16_t* dst, int64_t dld);
+// dst[j][k] = op(B)[k][j] for j in [j0, j1), k < K (B stored [K][N], row stride
+// ldb), zero for k in [K, kpad).
+void amx_transpose_b(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, int64_t j1, uint16_t* dst, int64_t kpad);
+
+// One weight panel (32 rows = two 16-row tiles) over a depth block: `steps`
+// steps read in place from w (row stride wld elements), then, when tail is not
+// null, one step from tail ([32][32] values, zero-padded).
+struct AmxPanel {
+  const uint16_t* w = nullptr;
+  int64_t wld = 0, steps = 0;
+  const uint16_t* tail = nullptr;
+  // The next panel's block, fetched into L2 a few lines per step while this one runs
+  // (its first pass would otherwise wait on memory): rows x bytes from next (row stride next_ld bytes).
+  const char* next = nullptr;
+  int64_t next_ld = 0, next_rows = 0, next_bytes = 0;
+};
+
+// Where the last depth block writes: C rows [0, mr) of the chunk (c points at
+// its row 0, column n0), columns [0, nvalid) of the panel.
+struct AmxOut {
+  float* c = nullptr;
+  int64_t ldc = 0, mr = 0;
+  int nvalid = 0;
+  float alpha = 1, beta = 0;
+  const float* bias = nullptr;  // at column n0, or null
+  bool stream = false;          // C is large and not read (beta 0): non-temporal stores
+};
+// Runs the panel against m-tiles [0, mtiles) of x (packed X, tile t at
+// x + t*xpanel, already at the block's first step), 32 rows at a time. part:
+// per 32-row block kAmxPartBlock f32 partial sums in tile layout; load_part adds
+// them in; out null stores the sums to part, else the epilogue writes C.
+// Tiles must be configured (amx_tiles_configure) on the calling thread.
+constexpr int64_t kAmxPartBlock = 1024 + 16;  // floats of partial sums per 32-row block (see the kernel)
+void amx_panel_run(const AmxPanel& p, const uint32_t* x, int64_t xpanel, int64_t mtiles, float* part, bool load_part,
+                   const AmxOut* out);
+void amx_tiles_configure();
+void amx_tiles_release();
+
 // Runs task(t) for t in [0, n), claimed dynamically from our own counter;
 // each participating thread calls enter() before its first task and leave()
 // after its last (AMX tile configuration). The pool job always has

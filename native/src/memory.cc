@@ -30,7 +30,9 @@ std::unordered_map<void*, Block*> g_live;
 // sizes every step; glibc would munmap each one and the next step would pay
 // first-touch page faults again (measured: ~2.4 GB/s for fresh 32 MB zeros).
 // Sizes are rounded up (at most 1/8 waste) so similar sizes share buckets.
-constexpr size_t kCacheMinBytes = 1 << 20;
+// From 64 KiB: glibc serves blocks above 128 KiB by mmap, and the page faults
+// of a fresh 128 KiB–1 MiB output cost 10–20% of a mid-size GEMM.
+constexpr size_t kCacheMinBytes = 64 << 10;
 std::unordered_map<size_t, std::vector<void*>> g_cache;
 int64_t g_cached = 0;
 int64_t cache_limit() {

@@ -120,7 +120,7 @@ test('bf16 GEMM: 1 and 2 threads give identical results', { skip: !hasBf16 && 'n
   forEachKernel((kernel) => T.tidy(() => {
     const threads = T.native.numThreads();
     try {
-      for (const [M, N, K] of [[70, 300, 1100], [200, 520, 96]] as const) {
+      for (const [M, N, K] of [[70, 300, 1100], [200, 520, 96], [300, 290, 2101]] as const) {
         const x = f32([M, K], 5), w = T.cast(f32([N, K], 6), 'bfloat16'), bias = f32([N], 7);
         T.setNumThreads(1);
         const one = withPrecision('bf16', () => linear(x, w, bias)).toArray();
@@ -131,6 +131,75 @@ test('bf16 GEMM: 1 and 2 threads give identical results', { skip: !hasBf16 && 'n
     } finally {
       T.setNumThreads(threads);
     }
+  }));
+});
+
+// The AMX kernel reads the weight in place in 32-row panels and 32-value K
+// steps, in depth blocks of at most 2048 K values, tasks of <= 256 weight rows x
+// <= 256 activation rows: shapes past every one of those edges, with the
+// weight strided (ldb > K), odd K (ragged last step) and beta over several
+// depth blocks; each kernel against the f64 reference and against the other.
+test('bf16 GEMM: depth blocks, panel and task edges, strided and odd-K weights', { skip: !hasBf16 && 'no avx512_bf16' }, () => {
+  const cases: [number, number, number, number][] = [
+    // M, N, K, extra weight columns (row stride K + extra)
+    [300, 290, 2101, 0], [40, 33, 4161, 0], [17, 65, 96, 5], [264, 31, 2080, 3], [5, 520, 33, 0],
+  ];
+  T.tidy(() => {
+    for (const [M, N, K, extra] of cases) {
+      const x = f32([M, K], M + K), bias = f32([N], N);
+      const wide = T.cast(f32([N, K + extra], N * K), 'bfloat16');
+      const w = extra ? T.narrow(wide, 1, extra, K) : wide;
+      const { out, mag } = refLinear(roundBf16(x).toArray(), T.cast(T.contiguous(w), 'float32').toArray(), M, N, K, bias.toArray());
+      const c0 = f32([M, N], 3), c0v = c0.toArray();
+      const wantB = out.map((v, i) => v + 0.25 * c0v[i]), magB = mag.map((v, i) => v + 0.25 * Math.abs(c0v[i]));
+      const got: Record<string, number[]> = {};
+      forEachKernel((kernel) => {
+        got[kernel] = withPrecision('bf16', () => linear(x, w, bias)).toArray();
+        const e = relErr(got[kernel], out, mag);
+        assert.ok(e <= 1e-5, `${kernel} ${M}x${N}x${K} (ldb ${K + extra}): relative error ${e}`);
+        const c = T.tensor(c0v, [M, N]);  // fresh per kernel: gemmInto writes into it
+        withPrecision('bf16', () => gemmInto(x, false, w, true, c, [], 0.25, bias));
+        const eb = relErr(c.toArray(), wantB, magB);
+        assert.ok(eb <= 1e-5, `${kernel} ${M}x${N}x${K} beta 0.25: relative error ${eb}`);
+      });
+      if (got.amx && got.avx512bf16) {
+        const e = relErr(got.amx, Float64Array.from(got.avx512bf16), mag);
+        assert.ok(e <= 1e-6, `amx vs avx512bf16 ${M}x${N}x${K}: relative difference ${e}`);
+      }
+    }
+    // [K, N]-stored bf16 B and transposed A over several depth blocks.
+    const M = 70, N = 45, K = 2085;
+    const xt = f32([K, M], 21), x = T.transpose(xt), wkn = T.cast(f32([K, N], 22), 'bfloat16');
+    const wr = T.cast(wkn, 'float32').toArray(), wnk = new Float64Array(N * K);
+    for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) wnk[j * K + k] = wr[k * N + j];
+    const { out, mag } = refLinear(roundBf16(T.contiguous(x)).toArray(), wnk, M, N, K);
+    forEachKernel((kernel) => {
+      const e = relErr(withPrecision('bf16', () => matmul(x, wkn)).toArray(), out, mag);
+      assert.ok(e <= 1e-5, `${kernel} transposed A x [K,N] B ${M}x${N}x${K}: relative error ${e}`);
+    });
+  });
+});
+
+test('bf16 GEMM: special values', { skip: !hasBf16 && 'no avx512_bf16' }, () => {
+  // Inf and NaN in x reach exactly the outputs they touch; a NaN in the weight
+  // row after the last one used (odd K, in-place reads) must not leak in.
+  forEachKernel((kernel) => T.tidy(() => {
+    const M = 20, N = 33, K = 35;
+    const xv = f32([M, K], 31).toArray();
+    xv[3 * K + 4] = Infinity;
+    xv[7 * K + 34] = NaN;
+    const x = T.tensor(xv, [M, K]);
+    const wv = T.cast(f32([N + 1, K], 32), 'float32').toArray();
+    for (let k = 0; k < K; k++) wv[N * K + k] = NaN;  // row N: outside the [N, K] view
+    const w = T.narrow(T.cast(T.tensor(wv, [N + 1, K]), 'bfloat16'), 0, 0, N);
+    const got = withPrecision('bf16', () => linear(x, w)).toArray();
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        const v = got[i * N + j];
+        if (i === 3) assert.ok(!Number.isFinite(v), `${kernel}: row 3 col ${j} should be Inf/NaN, got ${v}`);
+        else if (i === 7) assert.ok(Number.isNaN(v), `${kernel}: row 7 col ${j} should be NaN, got ${v}`);
+        else assert.ok(Number.isFinite(v), `${kernel}: [${i},${j}] = ${v}`);
+      }
   }));
 });
 
