@@ -4,6 +4,7 @@
  *   width 2048, 16 q / 2 kv heads of 128, SwiGLU 11008, vocabulary 151,936)
  *   with bf16, int8 and int4 Linear weights, as a ratio to the bandwidth limit
  *   = measured DRAM read bandwidth ÷ weight bytes read per token;
+ * - the same token's quantised matmuls alone (kernel streaming rate, 1 and 4 rows);
  * - aggregate tokens/s of 4 concurrent requests through the batch scheduler
  *   over one request alone (same model, int4);
  * - time to first token for one 1024×1024 image on the `small` preset.
@@ -104,18 +105,70 @@ function decodeBench(format: Format): Bench {
         const cache = runtime.createCache(200);
         const prompt = Int32Array.from({ length: 16 }, (_, i) => 1000 + i * 17);
         T.tidy(() => void runtime.prefill({ inputIds: prompt }, cache));
-        const t = ctx.time(() => T.tidy(() => void runtime.decode(Int32Array.of(42), [cache])), { warmup: 1, reps: 6, minMs: 0, maxMs: 60_000 });
+        // Best of 10 steps (the CPU is shared: interference only ever slows a step down).
+        const t = ctx.time(() => T.tidy(() => void runtime.decode(Int32Array.of(42), [cache])), { warmup: 2, reps: 10, minMs: 0, maxMs: 60_000 });
         cache.dispose();
         const limitTps = (ctx.limits.dramReadAll * 1e9) / bytes;
         return [
           ctx.result(name, 'weight_bytes_per_token', bytes / 1e9, 'GB'),
           ctx.result(name, 'bandwidth_limit_tokens_per_s', limitTps, 'tok/s'),
-          ctx.result(name, 'decode_tokens_per_s', 1 / t.median, 'tok/s', limitTps, 'bandwidth_limit'),
-          ctx.result(name, 'effective_read_bandwidth', bytes / t.median / 1e9, 'GB/s', ctx.limits.dramReadAll, `dram_read_${ctx.limits.threads}t`),
+          ctx.result(name, 'decode_tokens_per_s', 1 / t.min, 'tok/s', limitTps, 'bandwidth_limit'),
+          ctx.result(name, 'decode_tokens_per_s_median', 1 / t.median, 'tok/s', limitTps, 'bandwidth_limit'),
+          ctx.result(name, 'effective_read_bandwidth', bytes / t.min / 1e9, 'GB/s', ctx.limits.dramReadAll, `dram_read_${ctx.limits.threads}t`),
         ];
       } finally {
         dispose();
       }
+    },
+  };
+}
+
+interface QuantMatmulKernel {
+  quantMatmul(bits: number, G: number, x: Float32Array, M: number, K: number, N: number, q: Uint8Array, scales: Uint16Array,
+    bias: Float32Array | null, out: Float32Array): void;
+}
+
+/**
+ * The quantised matmuls of one 3B decode token alone (253 calls over distinct
+ * random weights, no model around them): the kernel's streaming rate as a
+ * ratio to the DRAM read probe, for 1 and 4 activation rows (4 rows must read
+ * each weight once, so their time should stay close to one row's).
+ */
+function kernelBench(bits: 4 | 8): Bench {
+  const name = `decode_3b_kernel_int${bits}`;
+  return {
+    name,
+    async run(ctx: BenchContext): Promise<BenchResult[]> {
+      const k = T.native as unknown as QuantMatmulKernel;
+      const G = defaultGroupSize(bits);
+      const shapes: [number, number][] = [];
+      for (let l = 0; l < 36; l++) shapes.push([2048, 2048], [256, 2048], [256, 2048], [2048, 2048], [11008, 2048], [11008, 2048], [2048, 11008]);
+      shapes.push([151936, 2048]);
+      let seed = 12345;
+      const ws = shapes.map(([N, K]) => {
+        const q = new Uint8Array(N * (bits === 8 ? K : K / 2));
+        const words = new Uint32Array(q.buffer, 0, q.length >> 2);
+        for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        return { N, K, q, scales: new Uint16Array(N * (K / G)).fill(0x2000) }; // f16 2^-15
+      });
+      const bytes = ws.reduce((n, w) => n + w.q.length + w.scales.length * 2, 0);
+      const x = Float32Array.from({ length: 4 * 11008 }, (_, i) => Math.sin(i));
+      const outs = ws.map((w) => new Float32Array(4 * w.N));
+      const token = (M: number) => () => {
+        ws.forEach((w, i) => k.quantMatmul(bits, G, x.subarray(0, M * w.K), M, w.K, w.N, w.q, w.scales, null, outs[i]!));
+      };
+      const opts = { warmup: 1, reps: 8, minMs: 0, maxMs: 60_000 };
+      let t1 = Infinity, t4 = Infinity;
+      for (let rep = 0; rep < 2; rep++) { // interleaved
+        t1 = Math.min(t1, ctx.time(token(1), opts).min);
+        t4 = Math.min(t4, ctx.time(token(4), opts).min);
+      }
+      return [
+        ctx.result(name, 'weight_bytes_per_token', bytes / 1e9, 'GB'),
+        ctx.result(name, 'read_bandwidth_1_row', bytes / t1 / 1e9, 'GB/s', ctx.limits.dramReadAll, `dram_read_${ctx.limits.threads}t`),
+        ctx.result(name, 'read_bandwidth_4_rows', bytes / t4 / 1e9, 'GB/s', ctx.limits.dramReadAll, `dram_read_${ctx.limits.threads}t`),
+        ctx.result(name, 'time_4_rows_over_1_row', t4 / t1, 'x'),
+      ];
     },
   };
 }
@@ -131,10 +184,14 @@ const concurrentBench: Bench = {
     const req = (i: number) => ({ inputs: { inputIds: Int32Array.from({ length: 16 }, (_, k) => 1000 + 31 * i + k) }, sampling: { temperature: 0 }, maxTokens: steps });
     try {
       await scheduler.generate(req(0)); // warm-up
-      const t1 = await ctx.timeAsync(() => scheduler.generate(req(1)), { warmup: 0, reps: 2, minMs: 0, maxMs: 0 });
-      const t4 = await ctx.timeAsync(() => Promise.all([0, 1, 2, 3].map((i) => scheduler.generate(req(i)))), { warmup: 0, reps: 2, minMs: 0, maxMs: 0 });
-      const single = steps / t1.median;
-      const aggregate = (4 * steps) / t4.median;
+      // Interleaved, best of 3 each: load from other processes comes and goes.
+      let best1 = Infinity, best4 = Infinity;
+      for (let rep = 0; rep < 3; rep++) {
+        best1 = Math.min(best1, (await ctx.timeAsync(() => scheduler.generate(req(1)), { warmup: 0, reps: 1, minMs: 0, maxMs: 0 })).min);
+        best4 = Math.min(best4, (await ctx.timeAsync(() => Promise.all([0, 1, 2, 3].map((i) => scheduler.generate(req(i)))), { warmup: 0, reps: 1, minMs: 0, maxMs: 0 })).min);
+      }
+      const single = steps / best1;
+      const aggregate = (4 * steps) / best4;
       return [
         ctx.result('concurrent_3b_int4', 'single_request_tokens_per_s', single, 'tok/s'),
         ctx.result('concurrent_3b_int4', 'aggregate_4_requests_tokens_per_s', aggregate, 'tok/s', single, 'single_request'),
@@ -174,4 +231,6 @@ const ttftBench: Bench = {
   },
 };
 
-export const benches: Bench[] = [decodeBench('bf16'), decodeBench('int8'), decodeBench('int4'), concurrentBench, ttftBench];
+export const benches: Bench[] = [
+  decodeBench('bf16'), decodeBench('int8'), decodeBench('int4'), kernelBench(8), kernelBench(4), concurrentBench, ttftBench,
+];

@@ -1,8 +1,10 @@
 // quantMatmul(bits, G, x, M, K, N, q, scales, bias, out):
 //   out[M, N] = x[M, K] · dequant(q, scales)[N, K]ᵀ + bias     (f32 x, out, bias)
-// Decode-sized M (<= kGemvMaxM): streaming GEMV, tasks over N claimed
-// dynamically; each task's weight slice is read from DRAM once and reused
-// from cache for every group of 4 activation rows. Larger M (prefill): tiles
+// Decode-sized M (<= kGemvMaxM): streaming GEMV; up to 4 rows (decode, batched
+// decode) one contiguous range of weight rows per thread, each weight read
+// once for all rows; more rows: tasks over N claimed dynamically, each task's
+// weight slice read from DRAM once and reused from cache for every group of 4
+// activation rows. Larger M (prefill): tiles
 // of weight rows are dequantised into a scratch buffer and multiplied with the
 // packed f32 GEMM, so prefill runs at GEMM speed.
 #include "common.h"
@@ -20,45 +22,130 @@ namespace quant {
 namespace {
 
 constexpr int64_t kGemvMaxM = 16;
-constexpr int64_t kTaskBytes = 64 << 10;  // weight bytes per GEMV task
+constexpr int64_t kTaskBytes = 64 << 10;  // weight bytes per prefill-sized GEMV task
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 QGemvFn gemv_kernel() { return isa() == Isa::Avx512 ? qgemv_avx512 : qgemv_portable; }
+
+// Prepared (int8) activations, reused from call to call: a decode token runs
+// ~250 quantised matmuls, and a fresh buffer each time was one more heap
+// allocation (and page faults) per call. Only the calling JS thread fills it;
+// pool workers read it while that thread waits in parallel_for. Buffers for
+// long prefills are not kept.
+constexpr size_t kKeepPrepBytes = 1 << 20;
+thread_local std::vector<uint8_t> t_prep;
+
+// Decode (M <= kMaxR: each weight is read once for every row): one contiguous
+// range of weight rows per thread, so each thread streams one long run of
+// memory forward, the pattern the hardware prefetchers follow best (the DRAM
+// probe reads the same way). A thread takes its range's blocks from the front;
+// once it runs out it takes the back half of what another thread has left
+// as its new range, so a thread that starts late (woken late, its core busy
+// with another process) only shifts work instead of delaying the whole call.
+// Claims are one uncontended compare-exchange per ~64 KiB block.
+constexpr int64_t kDecodeMaxM = kMaxR;
+constexpr int64_t kBlockBytes = 64 << 10;
+constexpr int kMaxRanges = 256;  // setNumThreads allows up to 256 threads
+
+// Blocks [front, back) of one thread's range not yet taken, packed as
+// back << 32 | front so both ends move by one compare-exchange. Only the
+// thread running the range resets it (after it ran out).
+struct alignas(64) BlockRange {
+  std::atomic<uint64_t> fb{0};
+  static uint64_t pack(uint64_t front, uint64_t back) { return (back << 32) | front; }
+  void reset(int64_t front, int64_t back) { fb.store(pack(front, back), std::memory_order_relaxed); }
+  // The next block from the front; -1 when none is left.
+  int64_t take_front() {
+    uint64_t cur = fb.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint32_t f = static_cast<uint32_t>(cur), b = static_cast<uint32_t>(cur >> 32);
+      if (f >= b) return -1;
+      if (fb.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) return f;
+    }
+  }
+  // Takes the back half (at least one block) of what is left: [*lo, *hi); false when nothing is left.
+  bool take_back_half(int64_t* lo, int64_t* hi) {
+    uint64_t cur = fb.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint32_t f = static_cast<uint32_t>(cur), b = static_cast<uint32_t>(cur >> 32);
+      if (f >= b) return false;
+      const uint32_t mid = f + (b - f) / 2;
+      if (fb.compare_exchange_weak(cur, pack(f, mid), std::memory_order_relaxed)) {
+        *lo = mid;
+        *hi = b;
+        return true;
+      }
+    }
+  }
+};
+thread_local BlockRange t_ranges[kMaxRanges];
 
 void run_gemv(QGemv g, int64_t M) {
   const QGemvFn fn = gemv_kernel();
   const int64_t rb = row_bytes(g.bits, g.K);
   // int8 activations + VNNI dot products where the CPU and the format allow it.
   const bool vnni = vnni_enabled() && vnni_supported(g.bits, g.G, g.K);
-  std::vector<uint8_t> prep;
   const int64_t prepRow = vnni ? vnni_prep_bytes(g.bits, g.K) : 0;
+  std::vector<uint8_t> prepLong;
+  uint8_t* prep = nullptr;
   if (vnni) {
-    prep.resize(static_cast<size_t>(M * prepRow));
-    for (int64_t m = 0; m < M; m++) vnni_prep_x(g.bits, g.x + m * g.ldx, g.K, prep.data() + m * prepRow);
+    const size_t need = static_cast<size_t>(M * prepRow);
+    std::vector<uint8_t>& buf = need <= kKeepPrepBytes ? t_prep : prepLong;
+    if (buf.size() < need) buf.resize(need);
+    prep = buf.data();
+    for (int64_t m = 0; m < M; m++) vnni_prep_x(g.bits, g.x + m * g.ldx, g.K, prep + m * prepRow);
   }
-  const int nt = num_threads();
-  int64_t cn = std::max<int64_t>(4, (kTaskBytes / std::max<int64_t>(rb, 1)) / 4 * 4);
-  cn = std::min(cn, std::max<int64_t>(4, ceil_div(ceil_div(g.N, 4 * nt), 4) * 4));
-  const int64_t tasks = ceil_div(g.N, cn);
-  auto task = [&](int64_t t) {
-    const int64_t n0 = t * cn, n1 = std::min(g.N, n0 + cn);
+  auto rows = [&](int64_t n0, int64_t n1) {
     for (int64_t r0 = 0; r0 < M; r0 += kMaxR) {
       QGemv item = g;
       item.R = static_cast<int>(std::min<int64_t>(kMaxR, M - r0));
       item.x = g.x + r0 * g.ldx;
       item.out = g.out + r0 * g.ldo;
-      if (vnni) qgemv_vnni(item, prep.data() + r0 * prepRow, n0, n1);
+      if (vnni) qgemv_vnni(item, prep + r0 * prepRow, n0, n1);
       else fn(item, n0, n1);
     }
   };
-  if (nt == 1 || tasks == 1 || g.N * rb < (32 << 10)) {
-    for (int64_t t = 0; t < tasks; t++) task(t);
+  const int nt = num_threads();
+  if (nt == 1 || g.N * rb < (32 << 10)) {
+    rows(0, g.N);
+    return;
+  }
+  if (M <= kDecodeMaxM) {
+    const int64_t blk = std::max<int64_t>(4, (kBlockBytes / std::max<int64_t>(rb, 1)) / 4 * 4);
+    const int64_t blocks = ceil_div(g.N, blk);
+    const int parts = static_cast<int>(std::min<int64_t>({nt, blocks, kMaxRanges}));
+    if (parts == 1 || blocks > INT32_MAX) {
+      rows(0, g.N);
+      return;
+    }
+    BlockRange* ranges = t_ranges;
+    for (int p = 0; p < parts; p++) ranges[p].reset(blocks * p / parts, blocks * (p + 1) / parts);
+    parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; p++) {
+        for (;;) {
+          for (int64_t b; (b = ranges[p].take_front()) >= 0;) rows(b * blk, std::min(g.N, (b + 1) * blk));
+          int64_t lo = 0, hi = 0;
+          bool took = false;
+          for (int64_t o = 1; o < parts && !took; o++) took = ranges[(p + o) % parts].take_back_half(&lo, &hi);
+          if (!took) break;
+          ranges[p].reset(lo, hi);
+        }
+      }
+    });
+    return;
+  }
+  // Prefill-sized M (compute-bound): small tasks claimed dynamically balance the load.
+  int64_t cn = std::max<int64_t>(4, (kTaskBytes / std::max<int64_t>(rb, 1)) / 4 * 4);
+  cn = std::min(cn, std::max<int64_t>(4, ceil_div(ceil_div(g.N, 4 * nt), 4) * 4));
+  const int64_t tasks = ceil_div(g.N, cn);
+  if (tasks == 1) {
+    rows(0, g.N);
     return;
   }
   std::atomic<int64_t> next{0};
   parallel_for(std::min<int64_t>(nt, tasks), 1, [&](int64_t, int64_t) {
-    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) task(t);
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) rows(t * cn, std::min(g.N, t * cn + cn));
   });
 }
 

@@ -7,12 +7,55 @@
 #include <vector>
 #include <cstdlib>
 #include <sched.h>
+#include <chrono>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SV_CPU_RELAX() _mm_pause()
+#else
+#define SV_CPU_RELAX() ((void)0)
+#endif
 
 namespace sv {
 namespace {
 
 // True on pool workers and on a caller already inside a parallel region.
 thread_local bool inside = false;
+
+// How long an idle thread polls for the next job before sleeping, and the
+// caller for the last chunks before sleeping. Waking a sleeping thread costs
+// tens of microseconds on a VM (futex + IPI to a halted vCPU), paid by every
+// parallel op: decode runs ~1000 of them per token, back to back.
+// SEEDVL_POOL_SPIN_US overrides (0 = always sleep at once).
+int64_t spin_ns() {
+  static const int64_t ns = [] {
+    if (const char* env = std::getenv("SEEDVL_POOL_SPIN_US")) {
+      int n = std::atoi(env);
+      if (n >= 0) return static_cast<int64_t>(n) * 1000;
+    }
+    return static_cast<int64_t>(100'000);
+  }();
+  return ns;
+}
+
+// Polls `ready` for up to spin_ns(); true once it holds. After the first
+// 20 us each round of polling also yields the core, so on an oversubscribed
+// machine a polling thread does not keep another process's thread (or one of
+// ours) from running.
+template <typename F>
+bool spin_until(F ready) {
+  const int64_t limit = spin_ns();
+  if (limit <= 0) return ready();
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    for (int i = 0; i < 32; i++) {
+      if (ready()) return true;
+      SV_CPU_RELAX();
+    }
+    const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+    if (ns > limit) return ready();
+    if (ns > 20'000) sched_yield();
+  }
+}
 
 int default_threads() {
   if (const char* env = std::getenv("SEEDVL_NUM_THREADS")) {
@@ -41,6 +84,7 @@ class Pool {
     stop_all();
     nthreads_ = n;
     stopping_ = false;
+    stopping_flag_.store(false);
     for (int i = 0; i < n - 1; i++) workers_.emplace_back([this] { worker(); });
   }
 
@@ -62,11 +106,13 @@ class Pool {
       job_ = job;
       claim_.store(job.generation << 32);
       done_.store(0);
+      posted_.store(job.generation, std::memory_order_release);
     }
     cv_.notify_all();
     inside = true;
     drain(job);
     inside = false;
+    spin_until([&] { return done_.load(std::memory_order_acquire) == nchunks; });
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, [&] { return done_.load() == nchunks; });
     job_.fn = nullptr;
@@ -109,8 +155,15 @@ class Pool {
     uint64_t seen = 0;
     for (;;) {
       Job job;
+      // A job posted while polling is then taken under the lock without sleeping.
+      spin_until([&] { return posted_.load(std::memory_order_acquire) != seen || stopping_flag_.load(std::memory_order_relaxed); });
       {
         std::unique_lock<std::mutex> lk(mu_);
+        if (!stopping_ && generation_ != seen && job_.fn == nullptr) {
+          // The caller finished that job alone before this thread got to it: poll for the next one (not sleep).
+          seen = generation_;
+          continue;
+        }
         cv_.wait(lk, [&] { return stopping_ || (generation_ != seen && job_.fn != nullptr); });
         if (stopping_) return;
         seen = generation_;
@@ -124,6 +177,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stopping_ = true;
+      stopping_flag_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -140,6 +194,8 @@ class Pool {
   std::atomic<int64_t> done_{0};
   uint64_t generation_ = 0;
   bool stopping_ = false;
+  std::atomic<uint64_t> posted_{0};         // generation_ of the last job posted, read while polling
+  std::atomic<bool> stopping_flag_{false};  // stopping_, read while polling
 };
 
 Pool& pool() {

@@ -1,6 +1,7 @@
 // One process-wide worker pool. Work is split dynamically (an atomic chunk
 // counter) so a core that is slowed by something else does not stall the
-// whole kernel; idle workers sleep on a condition variable (no spinning).
+// whole kernel; idle workers poll for the next job for a short while
+// (SEEDVL_POOL_SPIN_US, default 100 us) and then sleep on a condition variable.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -171,6 +171,47 @@ function setInt8Activations(on: boolean): boolean {
   return before;
 }
 
+test('decode-sized matmuls over many weight blocks (threads split the rows): every row once, thread count does not change the result', () => {
+  // Big enough for the threaded decode schedule (≥ 32 KiB of weights, several
+  // ~64 KiB blocks per thread, a ragged last block).
+  const threads = numThreads();
+  const int8Act = setInt8Activations(false);
+  try {
+    for (const bits of [8, 4] as const) {
+      const N = 2403, K = 256, G = bits === 4 ? 32 : 128;
+      const w = tensor(Float32Array.from(randomArray(N * K, 31 + bits, 0.2)), [N, K]);
+      const bias = tensor(Float32Array.from(randomArray(N, 32)), [N]);
+      const qw = quantizeWeight(w, bits, G);
+      const dq = dequantizeWeight(qw).data<Float32Array>();
+      for (const M of [1, 2, 4]) {
+        const xd = Float32Array.from(randomArray(M * K, 50 + M));
+        const x = tensor(xd, [M, K]);
+        for (const int8 of native.cpu.avx512vnni ? [false, true] : [false]) {
+          setInt8Activations(int8);
+          const outs = [1, 2, 3, 2].map((t) => {
+            setNumThreads(t);
+            const y = quantLinear(x, qw, bias);
+            const a = Float32Array.from(y.data<Float32Array>());
+            y.dispose();
+            return a;
+          });
+          for (let i = 1; i < outs.length; i++) assert.deepEqual(outs[i], outs[0], `int${bits} M=${M} int8 act ${int8}: run ${i}`);
+          const ref = refLinear(int8 ? quantizeActivations(xd) : xd, dq, bias.data<Float32Array>(), M, K, N);
+          const d = maxRelDiff(outs[0]!, ref);
+          assert.ok(d < 2e-5, `int${bits} M=${M} int8 act ${int8}: max rel diff ${d}`);
+        }
+        x.dispose();
+      }
+      w.dispose();
+      bias.dispose();
+      disposeQuantized(qw);
+    }
+  } finally {
+    setInt8Activations(int8Act);
+    setNumThreads(threads);
+  }
+});
+
 test('bfloat16 weights quantise like their float32 values', () => {
   const N = 8, K = 64;
   const w = tensor(Float32Array.from(randomArray(N * K, 5)), [N, K]);
