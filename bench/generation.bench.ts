@@ -6,7 +6,7 @@
  *   = measured DRAM read bandwidth ÷ weight bytes read per token;
  * - the same token's quantised matmuls alone (kernel streaming rate, 1 and 4 rows);
  * - aggregate tokens/s of 4 concurrent requests through the batch scheduler
- *   over one request alone (same model, int4);
+ *   over one request alone (same model, int4 and bf16 weights);
  * - time to first token for one 1024×1024 image on the `small` preset.
  *
  * The 3B model is built one decoder layer at a time, each converted to its
@@ -173,34 +173,37 @@ function kernelBench(bits: 4 | 8): Bench {
   };
 }
 
-/** One request alone vs 4 at once through the scheduler (int4 3B-text model, greedy, fixed lengths). */
-const concurrentBench: Bench = {
-  name: 'concurrent_3b_int4',
-  async run(ctx: BenchContext): Promise<BenchResult[]> {
-    const { runtime, dispose } = build3b('int4', 4);
-    const tok = presetTokenizer(runtime.model.config);
-    const scheduler = new Scheduler(runtime, tok, { maxBatch: 4 });
-    const steps = 48;
-    const req = (i: number) => ({ inputs: { inputIds: Int32Array.from({ length: 16 }, (_, k) => 1000 + 31 * i + k) }, sampling: { temperature: 0 }, maxTokens: steps });
-    try {
-      await scheduler.generate(req(0)); // warm-up
-      // Interleaved, best of 3 each: load from other processes comes and goes.
-      let best1 = Infinity, best4 = Infinity;
-      for (let rep = 0; rep < 3; rep++) {
-        best1 = Math.min(best1, (await ctx.timeAsync(() => scheduler.generate(req(1)), { warmup: 0, reps: 1, minMs: 0, maxMs: 0 })).min);
-        best4 = Math.min(best4, (await ctx.timeAsync(() => Promise.all([0, 1, 2, 3].map((i) => scheduler.generate(req(i)))), { warmup: 0, reps: 1, minMs: 0, maxMs: 0 })).min);
+/** One request alone vs 4 at once through the scheduler (3B-text model in `format`, greedy, fixed lengths). */
+function concurrentBench(format: Format): Bench {
+  const name = `concurrent_3b_${format}`;
+  return {
+    name,
+    async run(ctx: BenchContext): Promise<BenchResult[]> {
+      const { runtime, dispose } = build3b(format, 4);
+      const tok = presetTokenizer(runtime.model.config);
+      const scheduler = new Scheduler(runtime, tok, { maxBatch: 4 });
+      const steps = 48;
+      const req = (i: number) => ({ inputs: { inputIds: Int32Array.from({ length: 16 }, (_, k) => 1000 + 31 * i + k) }, sampling: { temperature: 0 }, maxTokens: steps });
+      try {
+        await scheduler.generate(req(0)); // warm-up
+        // Interleaved, best of 3 each: load from other processes comes and goes.
+        let best1 = Infinity, best4 = Infinity;
+        for (let rep = 0; rep < 3; rep++) {
+          best1 = Math.min(best1, (await ctx.timeAsync(() => scheduler.generate(req(1)), { warmup: 0, reps: 1, minMs: 0, maxMs: 0 })).min);
+          best4 = Math.min(best4, (await ctx.timeAsync(() => Promise.all([0, 1, 2, 3].map((i) => scheduler.generate(req(i)))), { warmup: 0, reps: 1, minMs: 0, maxMs: 0 })).min);
+        }
+        const single = steps / best1;
+        const aggregate = (4 * steps) / best4;
+        return [
+          ctx.result(name, 'single_request_tokens_per_s', single, 'tok/s'),
+          ctx.result(name, 'aggregate_4_requests_tokens_per_s', aggregate, 'tok/s', single, 'single_request'),
+        ];
+      } finally {
+        dispose();
       }
-      const single = steps / best1;
-      const aggregate = (4 * steps) / best4;
-      return [
-        ctx.result('concurrent_3b_int4', 'single_request_tokens_per_s', single, 'tok/s'),
-        ctx.result('concurrent_3b_int4', 'aggregate_4_requests_tokens_per_s', aggregate, 'tok/s', single, 'single_request'),
-      ];
-    } finally {
-      dispose();
-    }
-  },
-};
+    },
+  };
+}
 
 /** Time to first token for a 1024×1024 image (request → first token, preprocessing included) on `small`. */
 const ttftBench: Bench = {
@@ -232,5 +235,5 @@ const ttftBench: Bench = {
 };
 
 export const benches: Bench[] = [
-  decodeBench('bf16'), decodeBench('int8'), decodeBench('int4'), kernelBench(8), kernelBench(4), concurrentBench, ttftBench,
+  decodeBench('bf16'), decodeBench('int8'), decodeBench('int4'), kernelBench(8), kernelBench(4), concurrentBench('int4'), concurrentBench('bf16'), ttftBench,
 ];
