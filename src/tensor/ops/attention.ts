@@ -13,8 +13,9 @@
  * slices of a fused QKV projection) as long as the head dim is contiguous.
  */
 import { Tensor, empty, contiguousCopy } from '../tensor.ts';
-import { record } from '../autograd.ts';
+import { record, needsGrad } from '../autograd.ts';
 import { kernels } from '../native.ts';
+import { matmulPrecision } from './matmul.ts';
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -26,8 +27,23 @@ interface AttentionKernels {
     strides: number[], causal: boolean, scale: number): void;
   attentionDecode(q: FloatArray, kCache: FloatArray, vCache: FloatArray, lengths: Int32Array, out: FloatArray,
     dims: number[], kStrides: number[], vStrides: number[], scale: number): void;
+  attentionForwardBf16(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array,
+    seqStarts: Int32Array, seqLens: Int32Array, dims: number[], strides: number[], causal: boolean, scale: number): void;
+  attentionBf16Available(): boolean;
 }
-const K = kernels<AttentionKernels>(['attentionForward', 'attentionBackward', 'attentionDecode']);
+const K = kernels<AttentionKernels>(['attentionForward', 'attentionBackward', 'attentionDecode', 'attentionForwardBf16',
+  'attentionBf16Available']);
+
+/**
+ * True when `attention` on these inputs runs its products in bf16 on AMX tiles
+ * (native/src/attention_amx.cc): float32 inputs, the matmul precision switch at
+ * 'bf16' (setMatmulPrecision / SEEDVL_MATMUL_PRECISION), AMX-BF16 usable, and no
+ * gradient to record — the backward recomputes the probabilities in f32 from
+ * the saved logsumexp, which must then come from the f32 forward too.
+ */
+export function attentionUsesBf16(q: Tensor, k: Tensor, v: Tensor): boolean {
+  return q.dtype === 'float32' && !needsGrad(q, k, v) && matmulPrecision() === 'bf16' && K.attentionBf16Available();
+}
 
 export interface AttentionOptions {
   /** Each token attends only to earlier tokens of its own sequence (and itself). */
@@ -146,7 +162,9 @@ function release(rows: TokenRows[]): void {
 /**
  * softmax(scale · q kᵀ + mask) v per sequence and head. Differentiable in q,
  * k and v (flash-attention-2 backward, recomputing the probabilities from the
- * saved logsumexp). Output has q's shape.
+ * saved logsumexp). Output has q's shape. Under the bf16 matmul precision and
+ * without gradients, q, k, v and the probabilities are rounded to bf16 for the
+ * two products (f32 softmax and accumulation; see attentionUsesBf16).
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const g = geometry(q, k, v, opts);
@@ -155,8 +173,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const rows = [tokenRows(q), tokenRows(k), tokenRows(v)];
   try {
     const [rq, rk, rv] = rows;
-    K.attentionForward(rq.data, rk.data, rv.data, out.data<FloatArray>(), lse.data<FloatArray>(), g.starts, g.lens,
-      [g.T, g.Hq, g.Hkv, g.D], [rq.st, rq.sh, rk.st, rk.sh, rv.st, rv.sh], g.causal, g.scale);
+    const dims = [g.T, g.Hq, g.Hkv, g.D], strides = [rq.st, rq.sh, rk.st, rk.sh, rv.st, rv.sh];
+    if (g.scale > 0 && attentionUsesBf16(q, k, v)) {
+      K.attentionForwardBf16(rq.data as Float32Array, rk.data as Float32Array, rv.data as Float32Array, out.data<Float32Array>(),
+        lse.data<Float32Array>(), g.starts, g.lens, dims, strides, g.causal, g.scale);
+    } else {
+      K.attentionForward(rq.data, rk.data, rv.data, out.data<FloatArray>(), lse.data<FloatArray>(), g.starts, g.lens, dims,
+        strides, g.causal, g.scale);
+    }
   } catch (e) {
     out.dispose();
     lse.dispose();
@@ -191,6 +215,8 @@ function attentionGrads(g: Geometry, q: Tensor, k: Tensor, v: Tensor, out: Tenso
  * q: [B, Hq, D] (one new token per sequence) or [B, Tq, Hq, D] (Tq new tokens, causal among themselves).
  * kCache, vCache: [B, Hkv, Smax, D]; positions [0, lengths[b]) are valid and already include the new
  * tokens (the caller copies them into k[b, :, len-Tq:len, :] first). Output has q's shape.
+ * Under the bf16 matmul precision, a prefill of B = 1 into an empty cache (lengths = [Tq], Tq >= 16)
+ * runs on the bf16 AMX forward kernel like `attention` (see attentionUsesBf16).
  */
 export function attentionDecode(q: Tensor, kCache: Tensor, vCache: Tensor, lengths: readonly number[] | Int32Array,
   opts: AttentionDecodeOptions = {}): Tensor {
@@ -221,6 +247,15 @@ export function attentionDecode(q: Tensor, kCache: Tensor, vCache: Tensor, lengt
   const kt = kc ?? kCache, vt = vc ?? vCache;
   const out = empty(q.shape, q.dtype);
   try {
+    // A prefill into an empty cache (the new tokens are all it holds) is causal
+    // self-attention over those tokens: under the bf16 switch it runs on the AMX
+    // forward kernel, reading the cache rows in place ([Hkv, Smax, D] strides).
+    if (B === 1 && Tq >= 16 && lens[0] === Tq && scale > 0 && attentionUsesBf16(q, kt, vt)) {
+      K.attentionForwardBf16((qc ?? q).data<Float32Array>(), storageFrom(kt) as Float32Array, storageFrom(vt) as Float32Array,
+        out.data<Float32Array>(), new Float32Array(Tq * Hq), new Int32Array([0]), new Int32Array([Tq]), [Tq, Hq, Hkv, D],
+        [Hq * D, D, kt.strides[2], kt.strides[1], vt.strides[2], vt.strides[1]], true, scale);
+      return out;
+    }
     K.attentionDecode((qc ?? q).data<FloatArray>(), storageFrom(kt), storageFrom(vt), lens, out.data<FloatArray>(),
       [B, Tq, Hq, Hkv, D, Smax], kt.strides.slice(0, 3), vt.strides.slice(0, 3), scale);
   } catch (e) {
