@@ -105,7 +105,11 @@ void gemm_bf16_amx(const GemmF32& g) {
     float* c = g.c + g.pC[item];
     const uint16_t* w = b;
     int64_t wld = g.ldb;
-    if (!g.transB) {
+    // A [K, N]-stored weight is transposed into W rows: one panel at a time, into a cache-resident
+    // buffer just before its tiles read it, when each panel is used by one activation chunk (small M:
+    // MoE experts); the whole matrix up front when several chunks reuse it.
+    const bool panel_transpose = !g.transB && mchunks == 1;
+    if (!g.transB && !panel_transpose) {
       uint16_t* bt = reinterpret_cast<uint16_t*>(tls_bt.get(static_cast<size_t>(ceil_div(N * Kw, 2))));
       const int64_t cols = 64;
       bf16_run_dynamic(ceil_div(N, cols), serial, none,
@@ -154,7 +158,14 @@ void gemm_bf16_amx(const GemmF32& g) {
           const int prow = static_cast<int>(std::min<int64_t>(kPanelRows, N - pn0));
           const uint16_t* wrows = w + pn0 * wld;
           AmxPanel p;
-          if (prow < kPanelRows) {  // rows past N do not exist: padded copy of the panel's block
+          if (panel_transpose) {
+            const int64_t dld = ns * kAmxStepK;
+            uint16_t* wpad = reinterpret_cast<uint16_t*>(tls_wpad.get(static_cast<size_t>(kPanelRows * dld / 2)));
+            amx_transpose_panel(b, g.ldb, K, pn0, prow, k0, kv, wpad, dld);
+            p.w = wpad;
+            p.wld = dld;
+            p.steps = ns;
+          } else if (prow < kPanelRows) {  // rows past N do not exist: padded copy of the panel's block
             const int64_t dld = ns * kAmxStepK;
             uint16_t* wpad = reinterpret_cast<uint16_t*>(tls_wpad.get(static_cast<size_t>(kPanelRows * dld / 2)));
             amx_copy_w(wrows, wld, prow, k0, kv, wpad, dld);
@@ -170,7 +181,7 @@ void gemm_bf16_amx(const GemmF32& g) {
               p.tail = wtail;
             }
           }
-          if (pi + 1 < panels && pn0 + 2 * kPanelRows <= N) {
+          if (!panel_transpose && pi + 1 < panels && pn0 + 2 * kPanelRows <= N) {
             p.next = reinterpret_cast<const char*>(w + (pn0 + kPanelRows) * wld + k0);
             p.next_ld = wld * 2;
             p.next_rows = kPanelRows;

@@ -9,6 +9,7 @@ import { detectModelDir, loadModelDir, seedParseObjects, type LoadedModelDir } f
 import { Engine } from '../generation/engine.ts';
 import { QwenVLRuntime } from '../models/qwen_vl/runtime.ts';
 import { quantizeQwenModel } from '../models/qwen_vl/quantize.ts';
+import { parseQwenQuantConfig } from '../models/qwen_vl/quant_config.ts';
 import type { SamplingParams } from '../generation/sampling.ts';
 import { setMatmulPrecision } from '../tensor/ops/matmul.ts';
 import { native } from '../tensor/native.ts';
@@ -174,9 +175,15 @@ export async function loadFromArgs(v: Values, quiet = false): Promise<LoadedForC
   if (dir && detectModelDir(dir).kind === 'qwen_vl') {
     // Hugging Face Qwen-VL checkpoints: their own template, image processor and coordinate convention.
     if (!quiet) process.stderr.write(`loading ${dir} … (${precision} compute)\n`);
+    const stored = parseQwenQuantConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>, join(dir, 'config.json'));
+    if (q && stored && Number(q) !== stored.bits) {
+      throw new UsageError(`${dir} is already quantised to int${stored.bits} (seedvl quantize); --quantize ${q} cannot requantise it — load the unquantised checkpoint instead`);
+    }
     const l = await loadModelDir(dir, { maxBatch, ...(maxContext ? { maxContext } : {}) });
     for (const w of l.warnings) process.stderr.write(`warning: ${w}\n`);
-    if (q) {
+    if (q && stored) {
+      if (!quiet) process.stderr.write(`note: ${dir} is stored as int${stored.bits} already; --quantize ${q} adds nothing\n`);
+    } else if (q) {
       // Decoder Linear layers to int8/int4 from the stored bf16 weights (models/qwen_vl/quantize.ts says which).
       if (!(l.model instanceof QwenVLRuntime)) throw new Error(`${dir}: expected a Qwen-VL runtime to quantise`);
       const r = quantizeQwenModel(l.model.model, { bits: Number(q) as 4 | 8 });

@@ -10,8 +10,7 @@
  * for its grouped GEMM (a grouped quantised kernel would be needed).
  *
  * A quantised Linear keeps its module and bias; its forward runs
- * `quantLinear` and its float weight is freed. (Until `nn.Linear` has a
- * quantised-weight slot, the forward is replaced on the instance.)
+ * `quantLinear` (`Linear.quantized`) and its float weight is freed.
  */
 import { Linear } from '../nn/linear.ts';
 import type { Module } from '../nn/module.ts';

@@ -2,6 +2,6 @@
 export { Module } from './module.ts';
 export { Linear, type LinearOptions } from './linear.ts';
 export { Embedding } from './embedding.ts';
-export { LayerNorm, RMSNorm } from './norm.ts';
+export { LayerNorm, RMSNorm, type NormTensors } from './norm.ts';
 export { Dropout } from './dropout.ts';
 export { activation, ACTIVATIONS, type ActivationName } from './activation.ts';

@@ -28,9 +28,15 @@ import { swiglu } from '../tensor/ops/activation.ts';
 import { sum, mean, logsumexp } from '../tensor/ops/reduce.ts';
 import { softmax } from '../tensor/ops/softmax.ts';
 import { indexSelect, indexAdd, gather, scatterAdd, topk, moeRoute } from '../tensor/ops/indexing.ts';
-import { groupedLinear } from '../tensor/ops/grouped.ts';
+import { groupedLinear, groupedSwiGLU } from '../tensor/ops/grouped.ts';
 
 type FloatDType = 'float32' | 'float64';
+
+export interface SwiGLULinears {
+  gateProj: Linear;
+  upProj: Linear;
+  downProj: Linear;
+}
 
 /** LLaMA/Qwen gated MLP: down(silu(gate(x)) ⊙ up(x)), no biases. */
 export class SwiGLU extends Module {
@@ -38,11 +44,26 @@ export class SwiGLU extends Module {
   readonly upProj: Linear;
   readonly downProj: Linear;
 
-  constructor(hidden: number, intermediate: number, opts: { dtype?: FloatDType } = {}) {
+  /** `opts.linears`: existing projections (e.g. around loaded weights) instead of new random ones. */
+  constructor(hidden: number, intermediate: number, opts: { dtype?: FloatDType; linears?: SwiGLULinears } = {}) {
     super();
-    this.gateProj = this.module('gate_proj', new Linear(hidden, intermediate, { bias: false, dtype: opts.dtype }));
-    this.upProj = this.module('up_proj', new Linear(hidden, intermediate, { bias: false, dtype: opts.dtype }));
-    this.downProj = this.module('down_proj', new Linear(intermediate, hidden, { bias: false, dtype: opts.dtype }));
+    const l = opts.linears;
+    if (l) {
+      const fits = (lin: Linear, inF: number, outF: number): boolean => lin.inFeatures === inF && lin.outFeatures === outF;
+      if (!fits(l.gateProj, hidden, intermediate) || !fits(l.upProj, hidden, intermediate) || !fits(l.downProj, intermediate, hidden)) {
+        const dims = (lin: Linear): string => `${lin.inFeatures} → ${lin.outFeatures}`;
+        throw new RangeError(`SwiGLU(${hidden}, ${intermediate}): projections gate ${dims(l.gateProj)}, up ${dims(l.upProj)}, down ${dims(l.downProj)} `
+          + `must be ${hidden} → ${intermediate}, ${hidden} → ${intermediate}, ${intermediate} → ${hidden}`);
+      }
+    }
+    this.gateProj = this.module('gate_proj', l?.gateProj ?? new Linear(hidden, intermediate, { bias: false, dtype: opts.dtype }));
+    this.upProj = this.module('up_proj', l?.upProj ?? new Linear(hidden, intermediate, { bias: false, dtype: opts.dtype }));
+    this.downProj = this.module('down_proj', l?.downProj ?? new Linear(intermediate, hidden, { bias: false, dtype: opts.dtype }));
+  }
+
+  /** A SwiGLU from existing gate/up [I, H] and down [H, I] projections. */
+  static fromLinears(gateProj: Linear, upProj: Linear, downProj: Linear): SwiGLU {
+    return new SwiGLU(gateProj.inFeatures, gateProj.outFeatures, { linears: { gateProj, upProj, downProj } });
   }
 
   forward(x: Tensor): Tensor {
@@ -75,6 +96,12 @@ export interface Routing {
   experts: Tensor;
 }
 
+/** Existing router tensors (see Router's constructor). */
+export interface RouterTensors {
+  weight: Tensor;
+  eScoreCorrectionBias?: Tensor | null;
+}
+
 /** Scores tokens against experts and picks the top k (see the file comment for both rules). */
 export class Router extends Module {
   readonly weight: Tensor;
@@ -88,7 +115,8 @@ export class Router extends Module {
   readonly topkGroup: number;
   readonly routedScalingFactor: number;
 
-  constructor(readonly hidden: number, opts: RouterOptions) {
+  /** `tensors`: an existing weight [E, hidden] (and sigmoid correction bias [E]) used as given instead of new ones; frozen. */
+  constructor(readonly hidden: number, opts: RouterOptions, tensors?: RouterTensors) {
     super();
     this.numExperts = opts.numExperts;
     this.topK = opts.topK;
@@ -99,11 +127,29 @@ export class Router extends Module {
     this.routedScalingFactor = opts.routedScalingFactor ?? 1;
     if (this.topK > this.numExperts) throw new RangeError(`Router: topK ${this.topK} > numExperts ${this.numExperts}`);
     if (this.numExperts % this.nGroup !== 0) throw new RangeError(`Router: nGroup ${this.nGroup} does not divide numExperts ${this.numExperts}`);
+    if (tensors) {
+      const w = tensors.weight, b = tensors.eScoreCorrectionBias;
+      if (w.ndim !== 2 || w.shape[0] !== this.numExperts || w.shape[1] !== hidden) {
+        throw new RangeError(`Router: weight has shape [${w.shape}], expected [${this.numExperts}, ${hidden}] (numExperts, hidden)`);
+      }
+      if (b && (b.ndim !== 1 || b.shape[0] !== this.numExperts)) throw new RangeError(`Router: e_score_correction_bias has shape [${b.shape}], expected [${this.numExperts}]`);
+      if (this.scoring === 'sigmoid' && !b) throw new TypeError('Router: the sigmoid router needs e_score_correction_bias');
+      if (this.scoring === 'softmax' && b) throw new TypeError('Router: the softmax router has no e_score_correction_bias');
+      this.weight = this.param('weight', w, false);
+      this.eScoreCorrectionBias = b ? this.param('e_score_correction_bias', b, false) : null;
+      return;
+    }
     const bound = 1 / Math.sqrt(hidden); // the init of a bias-free Linear(hidden → E)
     this.weight = this.param('weight', uniform_(empty([this.numExperts, hidden], opts.dtype ?? 'float32'), -bound, bound));
     this.eScoreCorrectionBias = this.scoring === 'sigmoid'
       ? this.param('e_score_correction_bias', zeros([this.numExperts], opts.dtype ?? 'float32'), false)
       : null;
+  }
+
+  /** A router around an existing weight [E, hidden] (E = numExperts); the sigmoid family also takes its correction bias [E]. */
+  static fromTensors(weight: Tensor, opts: Omit<RouterOptions, 'numExperts' | 'dtype'>, eScoreCorrectionBias: Tensor | null = null): Router {
+    if (weight.ndim !== 2) throw new RangeError(`Router.fromTensors: weight must be [numExperts, hidden], got [${weight.shape}]`);
+    return new Router(weight.shape[1]!, { ...opts, numExperts: weight.shape[0]! }, { weight, eScoreCorrectionBias });
   }
 
   forward(x: Tensor): Routing {
@@ -172,6 +218,32 @@ export interface MoEOptions extends RouterOptions {
   numShared?: number;
 }
 
+/** Existing modules of an MoE (see MoE's constructor). */
+export interface MoEParts {
+  gate: Router;
+  experts: readonly SwiGLU[];
+  sharedExperts?: SwiGLU | null;
+}
+
+function checkParts(opts: MoEOptions, p: MoEParts): void {
+  const at = `MoE(hidden ${opts.hidden}, ${opts.numExperts} × ${opts.intermediate})`;
+  const g = p.gate;
+  if (g.hidden !== opts.hidden || g.numExperts !== opts.numExperts || g.topK !== opts.topK || g.scoring !== opts.scoring) {
+    throw new RangeError(`${at}: router (hidden ${g.hidden}, ${g.numExperts} experts, top-${g.topK}, ${g.scoring}) does not match the options`);
+  }
+  if (p.experts.length !== opts.numExperts) throw new RangeError(`${at}: ${p.experts.length} experts given`);
+  p.experts.forEach((e, i) => {
+    if (e.gateProj.inFeatures !== opts.hidden || e.gateProj.outFeatures !== opts.intermediate) {
+      throw new RangeError(`${at}: expert ${i} is ${e.gateProj.inFeatures} → ${e.gateProj.outFeatures}, expected ${opts.hidden} → ${opts.intermediate}`);
+    }
+  });
+  const width = (opts.numShared ?? 0) * opts.intermediate;
+  const got = p.sharedExperts ? p.sharedExperts.gateProj.outFeatures : 0;
+  if (got !== width || (p.sharedExperts && p.sharedExperts.gateProj.inFeatures !== opts.hidden)) {
+    throw new RangeError(`${at}: shared experts of width ${got} given, options say ${opts.numShared ?? 0} × ${opts.intermediate}`);
+  }
+}
+
 export interface MoEOutput {
   /** [T, d] */
   out: Tensor;
@@ -186,16 +258,32 @@ export class MoE extends Module {
   readonly experts: SwiGLU[];
   readonly sharedExperts: SwiGLU | null;
 
-  constructor(readonly opts: MoEOptions) {
+  /** `parts`: existing router and experts (e.g. around loaded weights) instead of new random ones; they must match `opts`. */
+  constructor(readonly opts: MoEOptions, parts?: MoEParts) {
     super();
-    this.gate = this.module('gate', new Router(opts.hidden, opts));
-    const experts: SwiGLU[] = [];
-    for (let e = 0; e < opts.numExperts; e++) experts.push(new SwiGLU(opts.hidden, opts.intermediate, { dtype: opts.dtype }));
-    this.experts = this.modules('experts', experts);
     const shared = opts.numShared ?? 0;
-    this.sharedExperts = shared > 0
-      ? this.module('shared_experts', new SwiGLU(opts.hidden, shared * opts.intermediate, { dtype: opts.dtype }))
-      : null;
+    if (parts) checkParts(opts, parts);
+    this.gate = this.module('gate', parts?.gate ?? new Router(opts.hidden, opts));
+    const experts: SwiGLU[] = parts ? [...parts.experts] : [];
+    if (!parts) for (let e = 0; e < opts.numExperts; e++) experts.push(new SwiGLU(opts.hidden, opts.intermediate, { dtype: opts.dtype }));
+    this.experts = this.modules('experts', experts);
+    const sharedModule = parts ? parts.sharedExperts ?? null : shared > 0 ? new SwiGLU(opts.hidden, shared * opts.intermediate, { dtype: opts.dtype }) : null;
+    this.sharedExperts = sharedModule ? this.module('shared_experts', sharedModule) : null;
+  }
+
+  /** An MoE from an existing router, one SwiGLU per routed expert, and optional shared experts (one SwiGLU of width numShared·intermediate). */
+  static fromModules(gate: Router, experts: readonly SwiGLU[], sharedExperts: SwiGLU | null = null): MoE {
+    if (!experts.length) throw new RangeError('MoE.fromModules: no experts');
+    const intermediate = experts[0]!.gateProj.outFeatures;
+    const numShared = sharedExperts ? sharedExperts.gateProj.outFeatures / intermediate : 0;
+    if (!Number.isInteger(numShared)) {
+      throw new RangeError(`MoE.fromModules: shared experts width ${sharedExperts!.gateProj.outFeatures} is not a multiple of the expert width ${intermediate}`);
+    }
+    const opts: MoEOptions = {
+      hidden: gate.hidden, intermediate, numExperts: gate.numExperts, topK: gate.topK, scoring: gate.scoring, normTopkProb: gate.normTopkProb,
+      nGroup: gate.nGroup, topkGroup: gate.topkGroup, routedScalingFactor: gate.routedScalingFactor, numShared,
+    };
+    return new MoE(opts, { gate, experts, sharedExperts });
   }
 
   /** x [T, d] → [T, d]. */
@@ -208,9 +296,9 @@ export class MoE extends Module {
     // experts are skipped inside groupedLinear (no work, no gradient).
     const rows = indexSelect(x, 0, plan.tokens);                      // [T·k, d], expert order
     const weightsOf = (pick: (e: SwiGLU) => Linear): Tensor[] => this.experts.map((e) => pick(e).weight);
-    const gate = groupedLinear(rows, weightsOf((e) => e.gateProj), plan.offsets);
-    const up = groupedLinear(rows, weightsOf((e) => e.upProj), plan.offsets);
-    const expertOut = groupedLinear(swiglu(gate, up), weightsOf((e) => e.downProj), plan.offsets); // [T·k, d]
+    // silu(gate) ⊙ up: one fused native call for all experts at inference.
+    const hidden = groupedSwiGLU(rows, weightsOf((e) => e.gateProj), weightsOf((e) => e.upProj), plan.offsets);
+    const expertOut = groupedLinear(hidden, weightsOf((e) => e.downProj), plan.offsets); // [T·k, d]
     const gates = indexSelect(reshape(routing.weights, [T * k]), 0, plan.order); // [T·k], dispatch order
     const weighted = mul(expertOut, unsqueeze(gates, 1));             // [T·k, d]
     let out = indexAdd(zeros([T, d], x.dtype), 0, plan.tokens, weighted); // each token sums its k experts

@@ -1,8 +1,8 @@
 /**
  * Weight-only int8/int4 for Qwen-VL checkpoints: which Linear layers are
- * quantised, `--quantize` at load, `seedvl quantize` refusing Qwen dirs with a
- * reason, and the measured accuracy cost on the golden models (bounds chosen
- * from the measured table in docs/generation.md, with a little margin).
+ * quantised, `--quantize` at load, `seedvl quantize` on Qwen dirs, and the
+ * measured accuracy cost on the golden models (bounds chosen from the measured
+ * table in docs/generation.md, with a little margin).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -121,16 +121,18 @@ test('--quantize 4|8 at load for a Qwen-VL directory', { skip }, async () => {
   }
 });
 
-test('seedvl quantize refuses a Qwen-VL directory, naming why and the alternative', { skip }, async () => {
+test('seedvl quantize writes a quantised Qwen-VL directory (the format is tested in test/models/qwen_vl/quant_checkpoint.test.ts); --eval is refused for it', { skip }, async () => {
   const out = join(tempDir('quant-out'), 'q');
   const errors: string[] = [];
-  const orig = console.error;
+  const orig = { log: console.log, error: console.error };
   console.error = (...a: unknown[]) => void errors.push(a.join(' '));
+  console.log = () => {};
   try {
-    assert.equal(await quantizeCommand([modelDir('qwen2_vl'), out, '--bits', '8']), 1);
+    assert.equal(await quantizeCommand([modelDir('qwen2_vl'), out, '--bits', '8', '--eval']), 2);
+    assert.equal(await quantizeCommand([modelDir('qwen2_vl'), out, '--bits', '8']), 0);
   } finally {
-    console.error = orig;
+    Object.assign(console, orig);
   }
-  const msg = errors.join('\n');
-  for (const part of ['Qwen-VL', 'cannot read quantised weights', '--quantize 8']) assert.ok(msg.includes(part), msg);
+  assert.match(errors.join('\n'), /--eval compares seedvl checkpoints only/);
+  assert.equal(loadQwenModel(out).quantization?.bits, 8);
 });

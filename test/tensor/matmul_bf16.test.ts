@@ -167,16 +167,18 @@ test('bf16 GEMM: depth blocks, panel and task edges, strided and odd-K weights',
         assert.ok(e <= 1e-6, `amx vs avx512bf16 ${M}x${N}x${K}: relative difference ${e}`);
       }
     }
-    // [K, N]-stored bf16 B and transposed A over several depth blocks.
-    const M = 70, N = 45, K = 2085;
-    const xt = f32([K, M], 21), x = T.transpose(xt), wkn = T.cast(f32([K, N], 22), 'bfloat16');
-    const wr = T.cast(wkn, 'float32').toArray(), wnk = new Float64Array(N * K);
-    for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) wnk[j * K + k] = wr[k * N + j];
-    const { out, mag } = refLinear(roundBf16(T.contiguous(x)).toArray(), wnk, M, N, K);
-    forEachKernel((kernel) => {
-      const e = relErr(withPrecision('bf16', () => matmul(x, wkn)).toArray(), out, mag);
-      assert.ok(e <= 1e-5, `${kernel} transposed A x [K,N] B ${M}x${N}x${K}: relative error ${e}`);
-    });
+    // [K, N]-stored bf16 B and transposed A: over several depth blocks (one activation chunk: each W panel
+    // is transposed as its tiles need it), and with many rows (several chunks: W transposed once up front).
+    for (const [M, N, K] of [[70, 45, 2085], [1100, 37, 100]]) {
+      const xt = f32([K, M], 21), x = T.transpose(xt), wkn = T.cast(f32([K, N], 22), 'bfloat16');
+      const wr = T.cast(wkn, 'float32').toArray(), wnk = new Float64Array(N * K);
+      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) wnk[j * K + k] = wr[k * N + j];
+      const { out, mag } = refLinear(roundBf16(T.contiguous(x)).toArray(), wnk, M, N, K);
+      forEachKernel((kernel) => {
+        const e = relErr(withPrecision('bf16', () => matmul(x, wkn)).toArray(), out, mag);
+        assert.ok(e <= 1e-5, `${kernel} transposed A x [K,N] B ${M}x${N}x${K}: relative error ${e}`);
+      });
+    }
   });
 });
 

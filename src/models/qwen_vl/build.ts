@@ -1,12 +1,15 @@
 /**
  * Assembles a QwenVLModel from a WeightStore (canonical names, sanitize.ts):
- * every module wraps the checkpoint's tensors directly (adopt.ts), so building
- * allocates nothing but the f32 copies of norms and biases.
+ * every module wraps the checkpoint's tensors directly (the nn classes'
+ * fromTensors / fromLinears / fromModules factories), so building allocates
+ * nothing but the f32 copies of norms and biases. Linear weights stored
+ * quantised (a `seedvl quantize` directory) become quantised Linears around
+ * the mapped packed tensors.
  */
-import type { Linear } from '../../nn/index.ts';
+import { Linear, LayerNorm, RMSNorm } from '../../nn/index.ts';
+import { SwiGLU, Router, MoE } from '../../nn/moe.ts';
 import { VisionAttention } from '../seed_vl/vision.ts';
 import type { Tensor } from '../../tensor/index.ts';
-import { linearFrom, layerNormFrom, rmsNormFrom, swigluFrom, softmaxRouterFrom, moeFrom, adoptModule } from './adopt.ts';
 import { type QwenVLConfig, type QwenVisionConfig, type QwenTextConfig, isMoeLayer, visionHeadDim, visionPatchDim } from './config.ts';
 import { QwenVisionTower, QwenVisionBlock, VisionFcMLP, VisionGatedMLP, PatchMerger, type VisionNorm } from './vision.ts';
 import { QwenTextModel, QwenDecoderLayer, QwenTextAttention } from './language.ts';
@@ -14,15 +17,19 @@ import { QwenVLModel } from './model.ts';
 import type { WeightStore } from './weights.ts';
 
 function lin(w: WeightStore, name: string, out: number, inF: number, bias: boolean | 'optional'): Linear {
-  const weight = w.matrix(`${name}.weight`, [out, inF]);
+  const q = w.quantizedMatrix(`${name}.weight`, [out, inF]);
+  const weight = q ? null : w.matrix(`${name}.weight`, [out, inF]);
   const b = bias === 'optional' ? w.optionalVector(`${name}.bias`, out) : bias ? w.vector(`${name}.bias`, out) : null;
-  return linearFrom(weight, b);
+  return q ? Linear.fromQuantized(q, b) : Linear.fromTensors(weight!, b);
 }
+
+const rmsNormFrom = (weight: Tensor, eps: number): RMSNorm => RMSNorm.fromTensors(weight, eps);
+const swigluFrom = (gate: Linear, up: Linear, down: Linear): SwiGLU => SwiGLU.fromLinears(gate, up, down);
 
 function visionNorm(w: WeightStore, v: QwenVisionConfig, name: string, dim: number): VisionNorm {
   return v.norm === 'rmsnorm'
     ? rmsNormFrom(w.vector(`${name}.weight`, dim), v.normEps)
-    : layerNormFrom(w.vector(`${name}.weight`, dim), w.vector(`${name}.bias`, dim), v.normEps);
+    : LayerNorm.fromTensors(w.vector(`${name}.weight`, dim), w.vector(`${name}.bias`, dim), v.normEps);
 }
 
 function buildVision(w: WeightStore, v: QwenVisionConfig): QwenVisionTower {
@@ -33,10 +40,7 @@ function buildVision(w: WeightStore, v: QwenVisionConfig): QwenVisionTower {
   const blocks: QwenVisionBlock[] = [];
   for (let i = 0; i < v.depth; i++) {
     const b = `${p}.blocks.${i}`;
-    const attn = adoptModule(VisionAttention, { numHeads: v.numHeads, headDim: visionHeadDim(v) }, {
-      qkv: lin(w, `${b}.attn.qkv`, 3 * C, C, true),
-      proj: lin(w, `${b}.attn.proj`, C, C, true),
-    });
+    const attn = VisionAttention.fromLinears(lin(w, `${b}.attn.qkv`, 3 * C, C, true), lin(w, `${b}.attn.proj`, C, C, true), v.numHeads, visionHeadDim(v));
     const I = v.intermediateSize;
     const mlp = v.mlp === 'gated'
       ? new VisionGatedMLP(lin(w, `${b}.mlp.gate_proj`, I, C, true), lin(w, `${b}.mlp.up_proj`, I, C, true), lin(w, `${b}.mlp.down_proj`, C, I, true), v.hiddenAct)
@@ -74,12 +78,12 @@ function buildText(w: WeightStore, t: QwenTextConfig): QwenTextModel {
     let mlp;
     if (isMoeLayer(t, i)) {
       const m = t.moe!;
-      const router = softmaxRouterFrom(w.matrix(`${l}.mlp.gate.weight`, [m.numExperts, d]), m.topK, m.normTopkProb);
+      const router = Router.fromTensors(w.matrix(`${l}.mlp.gate.weight`, [m.numExperts, d]), { topK: m.topK, scoring: 'softmax', normTopkProb: m.normTopkProb });
       const experts = Array.from({ length: m.numExperts }, (_, e) => {
         const x = `${l}.mlp.experts.${e}`;
         return swigluFrom(lin(w, `${x}.gate_proj`, m.intermediateSize, d, false), lin(w, `${x}.up_proj`, m.intermediateSize, d, false), lin(w, `${x}.down_proj`, d, m.intermediateSize, false));
       });
-      mlp = moeFrom(router, experts, m.intermediateSize);
+      mlp = MoE.fromModules(router, experts);
     } else {
       mlp = swigluFrom(lin(w, `${l}.mlp.gate_proj`, t.intermediateSize, d, false), lin(w, `${l}.mlp.up_proj`, t.intermediateSize, d, false), lin(w, `${l}.mlp.down_proj`, d, t.intermediateSize, false));
     }

@@ -4,7 +4,9 @@
  * preprocessor_config.json (image processing). Weights stay in their stored
  * dtype and are memory-mapped (bf16 zero-copy). The tokenizer is loaded by
  * the runtime (registry.ts), not here, so model-only uses (golden checks) work
- * on directories without one.
+ * on directories without one. A directory written by `seedvl quantize`
+ * (config.json's quantization_config, quant_config.ts) loads its quantised
+ * Linears straight from the mapped packed tensors: no re-quantisation.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,6 +15,7 @@ import { visionConfigFromHf, QWEN2_VL_VISION, QWEN3_VL_VISION, type VisionPrepro
 import { ConfigError, parseQwenConfig, type QwenVLConfig } from './config.ts';
 import { WeightStore, readerSource } from './weights.ts';
 import { buildQwenModel } from './build.ts';
+import { parseQwenQuantConfig, type QwenQuantConfig } from './quant_config.ts';
 import type { QwenVLModel } from './model.ts';
 
 export interface LoadQwenOptions {
@@ -30,6 +33,8 @@ export interface LoadedQwen {
   imageProcessor: VisionPreprocessConfig;
   /** Token ids that end generation (generation_config.json eos_token_id, or config.json's). */
   eosTokenIds: number[];
+  /** How the directory is quantised on disk (null: float weights). */
+  quantization: QwenQuantConfig | null;
   warnings: string[];
 }
 
@@ -64,11 +69,15 @@ export function readQwenConfig(dir: string): QwenVLConfig {
 export function loadQwenModel(dirIn: string, opts: LoadQwenOptions = {}): LoadedQwen {
   const dir = resolve(dirIn);
   const config = readQwenConfig(dir);
+  const quantization = parseQwenQuantConfig(readJsonFile(join(dir, 'config.json'))!, join(dir, 'config.json'));
   const warnings: string[] = [];
   const reader = openCheckpoint(dir, { onWarning: (m) => warnings.push(m) });
   let model: QwenVLModel;
   try {
-    const store = new WeightStore(readerSource(reader), { dtype: opts.weights ?? 'stored', numExperts: config.text.moe?.numExperts ?? 0, expertLayout: opts.experts ?? 'view' });
+    const store = new WeightStore(readerSource(reader), {
+      dtype: opts.weights ?? 'stored', numExperts: config.text.moe?.numExperts ?? 0, expertLayout: opts.experts ?? 'view',
+      ...(quantization ? { quantized: { bits: quantization.bits, modules: quantization.modules } } : {}),
+    });
     model = buildQwenModel(config, store);
   } finally {
     reader.close(); // tensors keep their mappings alive
@@ -94,5 +103,5 @@ export function loadQwenModel(dirIn: string, opts: LoadQwenOptions = {}): Loaded
         `disagree with config.json's vision_config (${v.patchSize} / ${v.mergeSize} / ${v.temporalPatchSize})`,
     );
   }
-  return { model, config, dir, imageProcessor, eosTokenIds: eos, warnings };
+  return { model, config, dir, imageProcessor, eosTokenIds: eos, quantization, warnings };
 }

@@ -51,25 +51,40 @@ export function qwenGroupSizeFor(K: number, want: number): number {
   return 0;
 }
 
-/** Quantises the decoder's Linear layers in place (see the file comment for which). */
-export function quantizeQwenModel(model: QwenVLModel, spec: QwenQuantizeSpec): QwenQuantizeReport {
+export interface QwenQuantizePlanEntry {
+  /** Module path relative to `model.language` (e.g. `layers.0.self_attn.q_proj`). */
+  path: string;
+  linear: Linear;
+  groupSize: number;
+}
+
+/** Which Linear layers quantizeQwenModel would quantise, with their group sizes (the one rule for at-load and on-disk quantisation). */
+export function planQwenQuantization(model: QwenVLModel, spec: QwenQuantizeSpec): { layers: QwenQuantizePlanEntry[]; skipped: string[] } {
   const want = spec.groupSize ?? (spec.bits === 4 ? 32 : 128);
   if (!Number.isInteger(want) || want < 32 || want % 32 !== 0) throw new RangeError(`quantizeQwenModel: groupSize must be a positive multiple of 32, got ${want}`);
-  const r: QwenQuantizeReport = { bits: spec.bits, layers: 0, skipped: [], groupSizes: {}, floatBytes: 0, quantBytes: 0 };
+  const layers: QwenQuantizePlanEntry[] = [];
+  const skipped: string[] = [];
   for (const [path, m] of model.language.namedModules()) {
     if (!(m instanceof Linear) || m.quantized || !isQwenQuantizableLinear(path)) continue;
-    const K = m.weight.shape[1]!;
-    const g = qwenGroupSizeFor(K, want);
-    if (!g) {
-      r.skipped.push(path);
-      continue;
-    }
+    const g = qwenGroupSizeFor(m.weight.shape[1]!, want);
+    if (g) layers.push({ path, linear: m, groupSize: g });
+    else skipped.push(path);
+  }
+  return { layers, skipped };
+}
+
+/** Quantises the decoder's Linear layers in place (see the file comment for which); `onLayer` reports progress. */
+export function quantizeQwenModel(model: QwenVLModel, spec: QwenQuantizeSpec, onLayer?: (done: number, total: number, path: string) => void): QwenQuantizeReport {
+  const plan = planQwenQuantization(model, spec);
+  const r: QwenQuantizeReport = { bits: spec.bits, layers: 0, skipped: plan.skipped, groupSizes: {}, floatBytes: 0, quantBytes: 0 };
+  for (const { path, linear: m, groupSize: g } of plan.layers) {
     const qw = quantizeWeight(m.weight, spec.bits, g);
     r.floatBytes += m.weight.size * (m.weight.dtype === 'float32' ? 4 : 2);
     r.quantBytes += quantizedBytes(qw);
     m.setQuantized(qw); // frees the float weight (for mmapped bf16, a view: the file mapping stays)
     r.groupSizes[g] = (r.groupSizes[g] ?? 0) + 1;
     r.layers++;
+    onLayer?.(r.layers, plan.layers.length, path);
   }
   return r;
 }

@@ -9,11 +9,17 @@
  *   every matrix is converted to an f32 copy instead (for comparisons).
  * - Vectors (biases, norm weights) are small and become f32 copies (the norm
  *   and bias kernels take the activation dtype).
+ * - Linear weights of a quantised directory (`seedvl quantize`, listed in
+ *   config.json's quantization_config) are stored as `<module>.qweight` +
+ *   `<module>.scales`; they are named `<module>.weight` here (so sanitize and
+ *   the leftover check see one tensor) and handed out by quantizedMatrix as
+ *   zero-copy views of the packed tensors.
  * Errors name the file and the tensor.
  */
 import type { CheckpointReader } from '../../io/checkpoint.ts';
 import { Tensor, empty, castInto, contiguousCopy } from '../../tensor/index.ts';
 import { reshape, narrow, select, transpose } from '../../tensor/ops/view.ts';
+import { quantizedWeightFrom, type QuantBits, type QuantizedWeight } from '../../tensor/ops/quant.ts';
 import { sanitizeNames, type WeightRef } from './sanitize.ts';
 
 export class WeightError extends Error {
@@ -34,7 +40,12 @@ export interface WeightStoreOptions {
    * the size of the experts, for GEMVs that stream contiguous rows.
    */
   expertLayout?: 'view' | 'copy';
+  /** Linear weights stored quantised: Hub module names (`model.layers.0.self_attn.q_proj`) with `.qweight` + `.scales` tensors. */
+  quantized?: { bits: QuantBits; modules: readonly string[] };
 }
+
+/** The Hub module of a Linear weight name (`X.weight` → `X`). */
+const moduleOf = (hubWeight: string): string => hubWeight.replace(/\.weight$/, '');
 
 /** Something that yields tensors by Hub name (a checkpoint reader, or an in-memory map in tests). */
 export interface TensorSource {
@@ -63,13 +74,74 @@ export class WeightStore {
   /** Every tensor handed out, released by abort() when building fails. */
   private readonly given: Tensor[] = [];
 
+  /** Hub modules whose weight is stored quantised. */
+  private readonly quantMods: Set<string>;
+
   constructor(readonly src: TensorSource, readonly opts: WeightStoreOptions = {}) {
-    const { refs, unknown } = sanitizeNames(src.names(), opts.numExperts ?? 0);
+    this.quantMods = new Set(opts.quantized?.modules ?? []);
+    const { refs, unknown } = sanitizeNames(this.hubNames(), opts.numExperts ?? 0);
     if (unknown.length) {
       const n = unknown[0];
-      throw new WeightError(`${src.fileOf(n)}: tensor '${n}' is not part of a Qwen-VL checkpoint${unknown.length > 1 ? ` (and ${unknown.length - 1} more: ${unknown.slice(1, 4).join(', ')}${unknown.length > 4 ? ', …' : ''})` : ''}`, src.fileOf(n), n);
+      throw new WeightError(`${this.fileOf(n)}: tensor '${n}' is not part of a Qwen-VL checkpoint${unknown.length > 1 ? ` (and ${unknown.length - 1} more: ${unknown.slice(1, 4).join(', ')}${unknown.length > 4 ? ', …' : ''})` : ''}`, this.fileOf(n), n);
     }
     this.refs = refs;
+  }
+
+  /** The source's names, with each quantised module's `.qweight` + `.scales` pair shown as one `.weight`. */
+  private hubNames(): string[] {
+    const names = this.src.names();
+    if (!this.quantMods.size) return names;
+    const present = new Set(names);
+    for (const m of this.quantMods) {
+      for (const part of ['qweight', 'scales']) {
+        if (!present.has(`${m}.${part}`)) {
+          throw new WeightError(`${this.src.dir}: config.json's quantization_config lists '${m}', but tensor '${m}.${part}' is missing`, this.src.dir, `${m}.${part}`);
+        }
+      }
+      if (present.has(`${m}.weight`)) {
+        throw new WeightError(`${this.src.fileOf(`${m}.weight`)}: '${m}' is listed as quantised but the float tensor '${m}.weight' is stored too`, this.src.fileOf(`${m}.weight`), `${m}.weight`);
+      }
+    }
+    const packed = (n: string): boolean => {
+      const m = /^(.*)\.(qweight|scales)$/.exec(n);
+      return !!m && this.quantMods.has(m[1]!);
+    };
+    return [...names.filter((n) => !packed(n)), ...[...this.quantMods].map((m) => `${m}.weight`)];
+  }
+
+  /** Where a Hub tensor lives, for messages (a quantised weight: its packed tensor's file). */
+  private fileOf(hub: string): string {
+    return this.quantMods.has(moduleOf(hub)) && hub.endsWith('.weight') ? this.src.fileOf(`${moduleOf(hub)}.qweight`) : this.src.fileOf(hub);
+  }
+
+  /**
+   * A Linear weight [out, in] stored quantised, as a QuantizedWeight around the
+   * stored packed tensors (no copy; the group size follows from the scales'
+   * shape); null when the weight is stored as a float matrix (use matrix()).
+   */
+  quantizedMatrix(name: string, shape: readonly [number, number]): QuantizedWeight | null {
+    const r = this.refs.get(name);
+    if (!r || r.kind !== 'plain' || !this.quantMods.has(moduleOf(r.hub))) return null;
+    this.usedHub.add(r.hub);
+    const m = moduleOf(r.hub);
+    const file = this.fileOf(r.hub);
+    const q = this.src.get(`${m}.qweight`);
+    const scales = this.src.get(`${m}.scales`);
+    try {
+      const [N, K] = shape;
+      const groups = scales.ndim === 2 ? scales.shape[1]! : 0;
+      if (scales.ndim !== 2 || scales.shape[0] !== N || groups <= 0 || K % groups !== 0) {
+        throw new RangeError(`scales [${scales.shape}] do not fit the [${N}, ${K}] weight config.json implies for ${name}`);
+      }
+      const qw = quantizedWeightFrom(q, scales, this.opts.quantized!.bits, K / groups, [N, K]);
+      this.give(q);
+      this.give(scales);
+      return qw;
+    } catch (e) {
+      q.dispose();
+      scales.dispose();
+      throw new WeightError(`${file}: quantised weight '${m}.qweight' / '${m}.scales': ${(e as Error).message}`, file, `${m}.qweight`);
+    }
   }
 
   has(name: string): boolean {
@@ -102,6 +174,9 @@ export class WeightStore {
     const r = this.ref(name, shape);
     this.usedHub.add(r.hub);
     let t: Tensor;
+    if (r.kind === 'plain' && this.quantMods.has(moduleOf(r.hub))) {
+      throw new WeightError(`${this.fileOf(r.hub)}: '${moduleOf(r.hub)}' is stored quantised (.qweight/.scales), but ${name} is not a Linear weight that can run quantised`, this.fileOf(r.hub), r.hub);
+    }
     if (r.kind === 'plain' || r.kind === 'conv') {
       const raw = this.src.get(r.hub);
       this.checkFloat(r, raw);
@@ -190,7 +265,7 @@ export class WeightStore {
     const left = this.unused();
     if (left.length) {
       const n = left[0];
-      throw new WeightError(`${this.src.fileOf(n)}: tensor '${n}' is not used by the model described in config.json${left.length > 1 ? ` (and ${left.length - 1} more)` : ''}`, this.src.fileOf(n), n);
+      throw new WeightError(`${this.fileOf(n)}: tensor '${n}' is not used by the model described in config.json${left.length > 1 ? ` (and ${left.length - 1} more)` : ''}`, this.fileOf(n), n);
     }
     this.given.length = 0;
   }

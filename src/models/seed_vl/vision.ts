@@ -56,18 +56,43 @@ export function imageSegments(v: VisionConfig, grids: readonly ImageGrid[], numP
 }
 
 /** Multi-head self-attention within each image, 2D RoPE on q and k. */
+/** Existing parts of a VisionAttention (see its constructor). */
+export interface VisionAttentionParts {
+  qkv: Linear;
+  proj: Linear;
+  numHeads: number;
+  headDim: number;
+}
+
 export class VisionAttention extends Module {
   readonly qkv: Linear;
   readonly proj: Linear;
   readonly numHeads: number;
   readonly headDim: number;
 
-  constructor(v: VisionConfig, dtype: FloatDType) {
+  /** `v` the config for new random projections, or existing qkv [3C, C] / proj [C, C] Linears with the head layout (fromLinears). */
+  constructor(v: VisionConfig | VisionAttentionParts, dtype: FloatDType = 'float32') {
     super();
+    if ('qkv' in v) {
+      const C = v.proj.outFeatures;
+      if (v.numHeads * v.headDim !== C || v.qkv.inFeatures !== C || v.qkv.outFeatures !== 3 * C || v.proj.inFeatures !== C) {
+        throw new RangeError(`VisionAttention: qkv ${v.qkv.inFeatures} → ${v.qkv.outFeatures} and proj ${v.proj.inFeatures} → ${C} do not fit ${v.numHeads} heads × ${v.headDim}`);
+      }
+      this.numHeads = v.numHeads;
+      this.headDim = v.headDim;
+      this.qkv = this.module('qkv', v.qkv);
+      this.proj = this.module('proj', v.proj);
+      return;
+    }
     this.numHeads = v.numHeads;
     this.headDim = visionHeadDim(v);
     this.qkv = this.module('qkv', new Linear(v.hiddenSize, 3 * v.hiddenSize, { dtype }));
     this.proj = this.module('proj', new Linear(v.hiddenSize, v.hiddenSize, { dtype }));
+  }
+
+  /** Around existing projections (e.g. a checkpoint's mapped weights). */
+  static fromLinears(qkv: Linear, proj: Linear, numHeads: number, headDim: number): VisionAttention {
+    return new VisionAttention({ qkv, proj, numHeads, headDim });
   }
 
   /** x [N, C], rope tables [N, headDim/2], cuSeqlens: image boundaries. */
