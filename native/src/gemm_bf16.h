@@ -74,11 +74,10 @@ void amx_copy_w(const uint16_t* w, int64_t wld, int rows, int64_t k0, int64_t kv
 // dst[j][k] = op(B)[k][j] for j in [j0, j1), k < K (B stored [K][N], row stride
 // ldb), zero for k in [K, kpad).
 void amx_transpose_b(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, int64_t j1, uint16_t* dst, int64_t kpad);
-// One 32-row W panel of a [K, N]-stored B: columns [j0, j0+cols) (cols <= 32)
-// and K values [k0, k0+kv) into dst[32][dld]; rows past cols, K past K and
-// values past kv are zero.
-void amx_transpose_panel(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, int cols, int64_t k0, int64_t kv,
-                         uint16_t* dst, int64_t dld);
+// W rows [j0, j0+cols) of a [K, N]-stored B (its columns), K values [k0, k0+kv), into dst[rows][dld]
+// (rows >= cols): values past K and past kv, and rows past cols, are zero.
+void amx_transpose_rows(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, int64_t cols, int64_t rows, int64_t k0,
+                        int64_t kv, uint16_t* dst, int64_t dld);
 
 // One weight panel (32 rows = two 16-row tiles) over a depth block: `steps`
 // steps read in place from w (row stride wld elements), then, when tail is not

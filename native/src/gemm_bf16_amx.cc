@@ -105,9 +105,9 @@ void gemm_bf16_amx(const GemmF32& g) {
     float* c = g.c + g.pC[item];
     const uint16_t* w = b;
     int64_t wld = g.ldb;
-    // A [K, N]-stored weight is transposed into W rows: one panel at a time, into a cache-resident
-    // buffer just before its tiles read it, when each panel is used by one activation chunk (small M:
-    // MoE experts); the whole matrix up front when several chunks reuse it.
+    // A [K, N]-stored weight is transposed into W rows: each task's rows per depth block, into a
+    // cache-resident buffer just before its tiles read them, when they are used by one activation chunk
+    // (small M: MoE experts); the whole matrix up front when several chunks reuse it.
     const bool panel_transpose = !g.transB && mchunks == 1;
     if (!g.transB && !panel_transpose) {
       uint16_t* bt = reinterpret_cast<uint16_t*>(tls_bt.get(static_cast<size_t>(ceil_div(N * Kw, 2))));
@@ -153,6 +153,12 @@ void gemm_bf16_amx(const GemmF32& g) {
         const int64_t s0 = kb * bsteps, ns = std::min(bsteps, steps - s0);
         const int64_t k0 = s0 * kAmxStepK, kv = std::min(ns * kAmxStepK, Kw - k0);
         const bool last = kb == kblocks - 1;
+        uint16_t* wgroup = nullptr;  // this task's W rows for this depth block, transposed from a [K, N] weight
+        if (panel_transpose) {
+          const int64_t dld = ns * kAmxStepK;
+          wgroup = reinterpret_cast<uint16_t*>(tls_wpad.get(static_cast<size_t>(panels * kPanelRows * dld / 2)));
+          amx_transpose_rows(b, g.ldb, K, n0, n1 - n0, panels * kPanelRows, k0, kv, wgroup, dld);
+        }
         for (int64_t pi = 0; pi < panels; pi++) {
           const int64_t pn0 = n0 + pi * kPanelRows;
           const int prow = static_cast<int>(std::min<int64_t>(kPanelRows, N - pn0));
@@ -160,9 +166,7 @@ void gemm_bf16_amx(const GemmF32& g) {
           AmxPanel p;
           if (panel_transpose) {
             const int64_t dld = ns * kAmxStepK;
-            uint16_t* wpad = reinterpret_cast<uint16_t*>(tls_wpad.get(static_cast<size_t>(kPanelRows * dld / 2)));
-            amx_transpose_panel(b, g.ldb, K, pn0, prow, k0, kv, wpad, dld);
-            p.w = wpad;
+            p.w = wgroup + pi * kPanelRows * dld;
             p.wld = dld;
             p.steps = ns;
           } else if (prow < kPanelRows) {  // rows past N do not exist: padded copy of the panel's block
