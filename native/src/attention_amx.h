@@ -61,15 +61,7 @@ constexpr int64_t kAmxQ = 64;   // queries per block (a short sequence is one bl
 constexpr int64_t kAmxK = 128;  // keys per block: each round trip of O through the tiles serves 128 keys
 static_assert(kAmxQ == kAmxShortMax, "a short sequence is one query block");
 
-struct AmxArgs {
-  Rows<const float> q, k, v;
-  float* out;
-  float* lse;
-  Seqs seqs;
-  int64_t T_, Hq, Hkv, D;
-  bool causal;
-  float scale;  // > 0
-};
+using AmxArgs = FwdArgs<float>;
 
 // One query block's working set (attention_amx_block.cc).
 struct AmxBlockScratch {

@@ -23,17 +23,6 @@ namespace sv {
 namespace attn {
 namespace {
 
-template <typename T>
-struct FwdArgs {
-  Rows<const T> q, k, v;
-  T* out;
-  T* lse;
-  Seqs seqs;
-  int64_t T_, Hq, Hkv, D;
-  bool causal;
-  T scale;
-};
-
 struct QTask {
   int32_t seq, head, block;
 };
@@ -109,28 +98,7 @@ void forward(const FwdArgs<T>& args) {
 
 template <typename T>
 void run_forward(const Napi::CallbackInfo& info, const char* op) {
-  auto dims = ints(info, 7, op, "dims [T, Hq, Hkv, D]", 4);
-  auto st = ints(info, 8, op, "strides [qT, qH, kT, kH, vT, vH]", 6);
-  const int64_t T_ = dims[0], Hq = dims[1], Hkv = dims[2], D = dims[3];
-  check(T_ >= 0 && Hq >= 1 && Hkv >= 1 && D >= 1 && Hq % Hkv == 0,
-        std::string(op) + ": invalid dims " + shapeStr({T_, Hq, Hkv, D}) + " (need Hq a multiple of Hkv)");
-  FwdArgs<T> a;
-  a.q = rows_of(arr<T>(info, 0, op, "q"), T_, Hq, D, st[0], st[1], op, "q");
-  a.k = rows_of(arr<T>(info, 1, op, "k"), T_, Hkv, D, st[2], st[3], op, "k");
-  a.v = rows_of(arr<T>(info, 2, op, "v"), T_, Hkv, D, st[4], st[5], op, "v");
-  auto out = arr<T>(info, 3, op, "out");
-  auto lse = arr<T>(info, 4, op, "lse");
-  need(out, T_ * Hq * D, op, "out");
-  need(lse, T_ * Hq, op, "lse");
-  a.out = out.ptr;
-  a.lse = lse.ptr;
-  a.seqs = seqs_of(arr<int32_t>(info, 5, op, "seqStarts"), arr<int32_t>(info, 6, op, "seqLens"), T_, op);
-  a.T_ = T_;
-  a.Hq = Hq;
-  a.Hkv = Hkv;
-  a.D = D;
-  a.causal = boolean(info, 9);
-  a.scale = static_cast<T>(f64(info, 10, op, "scale"));
+  FwdArgs<T> a = forward_args<T>(info, op);
   if constexpr (std::is_same_v<T, float>) {
     if (isa() == Isa::Avx512) return forward<float, Avx512Ops>(a);
   }
