@@ -120,29 +120,6 @@ void amx_copy_w(const uint16_t* w, int64_t wld, int rows, int64_t k0, int64_t kv
 
 namespace {
 
-// Transposes the 16x16 matrix of 32-bit words r[0..15] (row i in r[i]) into out.
-inline void transpose16x16_epi32(const __m512i r[16], __m512i out[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {  // 128-bit lane L: rows i, i+1 at columns 4L..4L+3, interleaved
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {  // u[i + c], lane L: rows i..i+3 at column 4L + c
-    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  for (int c = 0; c < 4; c++) {  // column 4L + c: lane L of u[c], u[4 + c], u[8 + c], u[12 + c]
-    const __m512i ab_lo = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), ab_hi = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-    const __m512i cd_lo = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), cd_hi = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-    out[c] = _mm512_shuffle_i32x4(ab_lo, cd_lo, 0x88);
-    out[4 + c] = _mm512_shuffle_i32x4(ab_lo, cd_lo, 0xDD);
-    out[8 + c] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0x88);
-    out[12 + c] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0xDD);
-  }
-}
-
 }  // namespace
 
 namespace {
@@ -152,19 +129,19 @@ namespace {
 // k in the low half), then a 16x16 word transpose turns the 16 pair rows into
 // 16 column rows of 32 K values (one 64-byte store each). The scalar loop this
 // replaces cost ~2 ns per value on the MoE experts.
-void transpose16(const uint16_t* b, int64_t ldb, int64_t k0, int64_t k1, int64_t jb, int cols, uint16_t* dst, int64_t dld) {
+void transpose_cols16(const uint16_t* b, int64_t ldb, int64_t k0, int64_t k1, int64_t jb, int cols, uint16_t* dst, int64_t dld) {
   const __mmask16 m = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
   int64_t k = k0;
   for (; k + 32 <= k1; k += 32) {
-    __m512i pr[16], out[16];
+    __m512i pr[16];
     for (int p = 0; p < 16; p++) {
       const uint16_t* lo = b + (k + 2 * p) * ldb + jb;
       const __m512i vlo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo));
       const __m512i vhi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo + ldb));
       pr[p] = _mm512_or_si512(vlo, _mm512_slli_epi32(vhi, 16));
     }
-    transpose16x16_epi32(pr, out);
-    for (int j = 0; j < cols; j++) _mm512_storeu_si512(dst + j * dld + (k - k0), out[j]);
+    transpose16(pr);
+    for (int j = 0; j < cols; j++) _mm512_storeu_si512(dst + j * dld + (k - k0), pr[j]);
   }
   for (int j = 0; j < cols; j++)
     for (int64_t kk = k; kk < k1; kk++) dst[j * dld + (kk - k0)] = b[kk * ldb + jb + j];
@@ -186,7 +163,7 @@ void amx_transpose_rows(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, i
       for (int64_t j = 0; j < cols; j += 32) _mm_prefetch(reinterpret_cast<const char*>(b + kk * ldb + j0 + j), _MM_HINT_T0);
     for (int64_t jb = 0; jb < cols; jb += 16) {
       const int ch = static_cast<int>(std::min<int64_t>(16, cols - jb));
-      transpose16(b, ldb, k, k + 32, j0 + jb, ch, dst + jb * dld + (k - k0), dld);
+      transpose_cols16(b, ldb, k, k + 32, j0 + jb, ch, dst + jb * dld + (k - k0), dld);
     }
   }
   for (int64_t j = 0; j < cols; j++) {  // the K tail, then zeros to dld
