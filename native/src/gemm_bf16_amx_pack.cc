@@ -160,7 +160,7 @@ void amx_transpose_rows(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, i
     // The next block's rows, over this call's columns: each row contributes only cols*2 bytes per page,
     // too little for the hardware prefetchers to pick the stream up in time.
     for (int64_t kk = k + 32; kk < std::min(k + 64, k1); kk++)
-      for (int64_t j = 0; j < cols; j += 32) _mm_prefetch(reinterpret_cast<const char*>(b + kk * ldb + j0 + j), _MM_HINT_T0);
+      for (int64_t j = 0; j < cols; j += 32) _mm_prefetch(reinterpret_cast<const char*>(b + kk * ldb + j0 + j), _MM_HINT_T1);
     for (int64_t jb = 0; jb < cols; jb += 16) {
       const int ch = static_cast<int>(std::min<int64_t>(16, cols - jb));
       transpose_cols16(b, ldb, k, k + 32, j0 + jb, ch, dst + jb * dld + (k - k0), dld);
