@@ -120,28 +120,30 @@ void amx_copy_w(const uint16_t* w, int64_t wld, int rows, int64_t k0, int64_t kv
 
 namespace {
 
-}  // namespace
-
-namespace {
-
-// dst[j * dld + (k - k0)] = b[k * ldb + jb + j] for columns j < cols (<= 16) and k in [k0, k1).
-// Blocks of 32 K values: each K pair of a column becomes one 32-bit word (row
-// k in the low half), then a 16x16 word transpose turns the 16 pair rows into
-// 16 column rows of 32 K values (one 64-byte store each). The scalar loop this
-// replaces cost ~2 ns per value on the MoE experts.
-void transpose_cols16(const uint16_t* b, int64_t ldb, int64_t k0, int64_t k1, int64_t jb, int cols, uint16_t* dst, int64_t dld) {
-  const __mmask16 m = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
+// dst[j * dld + (k - k0)] = b[k * ldb + jb + j] for columns j < cols (<= 32) and k in [k0, k1).
+// Blocks of 32 K values x 32 columns: unpacking rows k and k+1 (16-bit lanes)
+// makes each column's K pair one 32-bit word, in the order columns
+// 8L+0..3 (low unpack) and 8L+4..7 (high unpack) for 128-bit lane L; two 16x16
+// word transposes then give each column its 32 K values (one 64-byte store).
+// Port-5 shuffles bound this loop: ~5 per 64 output bytes.
+void transpose_cols32(const uint16_t* b, int64_t ldb, int64_t k0, int64_t k1, int64_t jb, int cols, uint16_t* dst, int64_t dld) {
+  const __mmask32 m = cols >= 32 ? ~__mmask32(0) : static_cast<__mmask32>((1u << cols) - 1);
   int64_t k = k0;
   for (; k + 32 <= k1; k += 32) {
-    __m512i pr[16];
+    __m512i lo[16], hi[16];
     for (int p = 0; p < 16; p++) {
-      const uint16_t* lo = b + (k + 2 * p) * ldb + jb;
-      const __m512i vlo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo));
-      const __m512i vhi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo + ldb));
-      pr[p] = _mm512_or_si512(vlo, _mm512_slli_epi32(vhi, 16));
+      const uint16_t* r = b + (k + 2 * p) * ldb + jb;
+      const __m512i r0 = _mm512_maskz_loadu_epi16(m, r), r1 = _mm512_maskz_loadu_epi16(m, r + ldb);
+      lo[p] = _mm512_unpacklo_epi16(r0, r1);
+      hi[p] = _mm512_unpackhi_epi16(r0, r1);
     }
-    transpose16(pr);
-    for (int j = 0; j < cols; j++) _mm512_storeu_si512(dst + j * dld + (k - k0), pr[j]);
+    transpose16(lo);
+    transpose16(hi);
+    for (int j = 0; j < 16; j++) {  // word position j = 4L + c holds column 8L + c (lo) or 8L + 4 + c (hi)
+      const int col = 8 * (j >> 2) + (j & 3);
+      if (col < cols) _mm512_storeu_si512(dst + col * dld + (k - k0), lo[j]);
+      if (col + 4 < cols) _mm512_storeu_si512(dst + (col + 4) * dld + (k - k0), hi[j]);
+    }
   }
   for (int j = 0; j < cols; j++)
     for (int64_t kk = k; kk < k1; kk++) dst[j * dld + (kk - k0)] = b[kk * ldb + jb + j];
@@ -161,9 +163,9 @@ void amx_transpose_rows(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, i
     // too little for the hardware prefetchers to pick the stream up in time.
     for (int64_t kk = k + 32; kk < std::min(k + 64, k1); kk++)
       for (int64_t j = 0; j < cols; j += 32) _mm_prefetch(reinterpret_cast<const char*>(b + kk * ldb + j0 + j), _MM_HINT_T1);
-    for (int64_t jb = 0; jb < cols; jb += 16) {
-      const int ch = static_cast<int>(std::min<int64_t>(16, cols - jb));
-      transpose_cols16(b, ldb, k, k + 32, j0 + jb, ch, dst + jb * dld + (k - k0), dld);
+    for (int64_t jb = 0; jb < cols; jb += 32) {
+      const int ch = static_cast<int>(std::min<int64_t>(32, cols - jb));
+      transpose_cols32(b, ldb, k, k + 32, j0 + jb, ch, dst + jb * dld + (k - k0), dld);
     }
   }
   for (int64_t j = 0; j < cols; j++) {  // the K tail, then zeros to dld
