@@ -21,7 +21,6 @@
 #include "cpu.h"
 #include "dtype.h"
 #include "gemm.h"
-#include "gemm_bf16.h"
 #include "threadpool.h"
 #include <algorithm>
 #include <atomic>

@@ -10,10 +10,10 @@ import { Engine } from '../generation/engine.ts';
 import { QwenVLRuntime } from '../models/qwen_vl/runtime.ts';
 import { quantizeQwenModel } from '../models/qwen_vl/quantize.ts';
 import { parseQwenQuantConfig } from '../models/qwen_vl/quant_config.ts';
+import { readJsonFile } from '../models/qwen_vl/load.ts';
 import type { SamplingParams } from '../generation/sampling.ts';
 import { setMatmulPrecision } from '../tensor/ops/matmul.ts';
 import { native } from '../tensor/native.ts';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const MODEL_OPTIONS = {
@@ -137,7 +137,7 @@ export interface LoadedForCli {
 /** The checkpoint's stored float type (config.json torch_dtype / dtype, top level or text_config), if it says. */
 function storedDtype(dir: string): string | undefined {
   try {
-    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const c = readJsonFile(join(dir, 'config.json'))!;
     const text = (c['text_config'] ?? {}) as Record<string, unknown>;
     const d = c['torch_dtype'] ?? c['dtype'] ?? text['torch_dtype'] ?? text['dtype'];
     return typeof d === 'string' ? d : undefined;
@@ -175,7 +175,8 @@ export async function loadFromArgs(v: Values, quiet = false): Promise<LoadedForC
   if (dir && detectModelDir(dir).kind === 'qwen_vl') {
     // Hugging Face Qwen-VL checkpoints: their own template, image processor and coordinate convention.
     if (!quiet) process.stderr.write(`loading ${dir} … (${precision} compute)\n`);
-    const stored = parseQwenQuantConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>, join(dir, 'config.json'));
+    const configFile = join(dir, 'config.json');
+    const stored = parseQwenQuantConfig(readJsonFile(configFile)!, configFile);
     if (q && stored && Number(q) !== stored.bits) {
       throw new UsageError(`${dir} is already quantised to int${stored.bits} (seedvl quantize); --quantize ${q} cannot requantise it — load the unquantised checkpoint instead`);
     }
