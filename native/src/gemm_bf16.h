@@ -71,13 +71,23 @@ void amx_pack_x(const float* a, int64_t lda, bool transA, int64_t M, int64_t K, 
 // Copies K values [k0, k0+kv) of `rows` weight rows (row stride wld) into
 // dst[32][dld] (dld >= kv), zero-filling columns past kv and rows past `rows`.
 void amx_copy_w(const uint16_t* w, int64_t wld, int rows, int64_t k0, int64_t kv, uint16_t* dst, int64_t dld);
-// dst[j][k] = op(B)[k][j] for j in [j0, j1), k < K (B stored [K][N], row stride
-// ldb), zero for k in [K, kpad).
-void amx_transpose_b(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, int64_t j1, uint16_t* dst, int64_t kpad);
-// W rows [j0, j0+cols) of a [K, N]-stored B (its columns), K values [k0, k0+kv), into dst[rows][dld]
-// (rows >= cols): values past K and past kv, and rows past cols, are zero.
-void amx_transpose_rows(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, int64_t cols, int64_t rows, int64_t k0,
-                        int64_t kv, uint16_t* dst, int64_t dld);
+
+// ---- the [K, N]-stored weight path (gemm_bf16_amx_kn.cc): the weight is the tile B operand.
+// A [K, N] weight's K pairs are its row pairs: packing interleaves rows k and k+1 (whole rows, one
+// unpack per 64 bytes), the activations are the tile A operand and the tiles hold C itself.
+void gemm_bf16_amx_kn(const GemmF32& g);
+// Packs m-tile mt (rows 16*mt .. +16 of op(A)) for all `steps` K steps as tile A operands into
+// dst[steps][16 rows][32] bf16 (one 1 KiB tile per step), rounding to bf16; rows past M and K
+// values past K are zero.
+void amx_pack_a_rows(const float* a, int64_t lda, bool transA, int64_t M, int64_t K, int64_t mt, int64_t steps,
+                     uint16_t* dst);
+// Packs the depth block of K steps [s0, s0+ns) x columns [n0, n0+cols) of a [K][N] bf16 weight (row
+// stride ldb) as tile B operands: strip st (32 columns) at step s is the pair of tiles at
+// dst + (st*ns + s)*1024, each [16 K pairs][16 columns][2]; the first holds columns 8L+0..3, the
+// second 8L+4..7, of each 8-column group L (the order of the 16-bit unpacks; the epilogue puts the
+// columns back). K past K and columns past cols are zero.
+void amx_pack_b_pairs(const uint16_t* b, int64_t ldb, int64_t K, int64_t n0, int64_t cols, int64_t s0, int64_t ns,
+                      uint16_t* dst);
 
 // One weight panel (32 rows = two 16-row tiles) over a depth block: `steps`
 // steps read in place from w (row stride wld elements), then, when tail is not

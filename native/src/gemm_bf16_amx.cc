@@ -7,8 +7,8 @@
 // tile, any row stride) and nothing of it is repacked; the activations, small
 // next to W in prefill, are packed once per call as tile B operands
 // (gemm_bf16_amx_pack.cc). The tiles hold C^T, transposed back in the
-// epilogue (gemm_bf16_amx_kernel.cc). A [K, N]-stored B is transposed into a
-// scratch [N][K] copy first (rare: linear weights are [N, K]).
+// epilogue (gemm_bf16_amx_kernel.cc). A [K, N]-stored B (the Hub's MoE
+// experts) takes the other formulation, gemm_bf16_amx_kn.cc.
 //
 // Blocking: C is cut into tasks = (group of up to 256 W rows) x (chunk of up to
 // 512 rows of op(A), sized so the chunk's packed depth block is ~1 MiB),
@@ -51,9 +51,9 @@ constexpr int64_t kStreamBytes = int64_t(16) << 20;  // C larger than this (and 
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Owned by the thread that calls the GEMM (packed activations, transposed B);
+// Owned by the thread that calls the GEMM (packed activations);
 // used by the pool's threads during that call only.
-thread_local Buf tls_x, tls_bt;
+thread_local Buf tls_x;
 // Task scratch of whichever thread runs the task.
 thread_local Buf tls_part, tls_wpad, tls_wtail;
 
@@ -76,6 +76,7 @@ bool bf16_amx_available() {
 void gemm_bf16_amx(const GemmF32& g) {
   const int64_t M = g.M, N = g.N, K = g.K;
   if (M <= 0 || N <= 0 || K <= 0) return;
+  if (!g.transB) return gemm_bf16_amx_kn(g);  // a [K, N]-stored weight: the tile B operand (gemm_bf16_amx_kn.cc)
   const int64_t steps = ceil_div(K, kAmxStepK);
   const int64_t mtiles = ceil_div(M, 16), xpanel = steps * 256;  // uint32 per packed 16-row tile
   const int64_t kblocks = ceil_div(steps, kBlockSteps), bsteps = ceil_div(steps, kblocks);
@@ -84,41 +85,24 @@ void gemm_bf16_amx(const GemmF32& g) {
   const int64_t chunk_rows = std::clamp<int64_t>(kChunkBytes / (2 * bsteps * kAmxStepK) / 32 * 32, 64, 512);
   const int64_t ctiles = std::min(mtiles, ceil_div(ceil_div(mtiles, ceil_div(mtiles, chunk_rows / 16)), 2) * 2);
   const int64_t mchunks = ceil_div(mtiles, ctiles);  // balanced chunks of an even number of 16-row tiles
-  // A [K, N]-stored weight is transposed into W rows: each task's rows per depth block, into a
-  // cache-resident buffer just before its tiles read them, when they are used by one activation chunk
-  // (small M: MoE experts); the whole matrix up front when several chunks reuse it.
-  const bool panel_transpose = !g.transB && mchunks == 1;
-  // Smaller W groups when there would be too few tasks to keep every thread busy (for a transposing
-  // task, 128 rows measured faster than 64 or 256 on the MoE experts).
+  // Smaller W groups when there would be too few tasks to keep every thread busy.
   int64_t group = kGroupRows;
   while (group > kPanelRows && ceil_div(N, group) * mchunks < 4 * num_threads()) group /= 2;
   const int64_t groups = ceil_div(N, group), tasks = groups * mchunks;
   const bool serial = 2.0 * M * N * K < double(1 << 21);
-  // W as read by the kernel: [N][Kw], row stride wld; K values in [K, Kw) are zero.
-  const int64_t Kw = g.transB ? K : steps * kAmxStepK;
   // A C much larger than L2 written once (beta 0) is not worth the read-for-ownership of its lines.
   // Streaming only where every C row segment (32 columns from a multiple of 32) starts on a cache line.
   const bool stream = g.beta == 0.0f && 4.0 * M * N > double(kStreamBytes) && g.ldc % 16 == 0 &&
                       std::all_of(g.pC.begin(), g.pC.end(),
                                   [&](int64_t off) { return (reinterpret_cast<uintptr_t>(g.c + off) & 63) == 0; });
   uint32_t* xp = tls_x.get(static_cast<size_t>(mtiles * xpanel));
-  auto none = [] {};
 
   for (size_t item = 0; item < g.pA.size(); item++) {
     const float* a = g.a + g.pA[item];
     const uint16_t* b = static_cast<const uint16_t*>(g.b) + g.pB[item];
     float* c = g.c + g.pC[item];
     const uint16_t* w = b;
-    int64_t wld = g.ldb;
-    if (!g.transB && !panel_transpose) {
-      uint16_t* bt = reinterpret_cast<uint16_t*>(tls_bt.get(static_cast<size_t>(ceil_div(N * Kw, 2))));
-      const int64_t cols = 64;
-      bf16_run_dynamic(ceil_div(N, cols), serial, none,
-                       [&](int64_t t) { amx_transpose_b(b, g.ldb, K, t * cols, std::min(N, (t + 1) * cols), bt, Kw); },
-                       none);
-      w = bt;
-      wld = Kw;
-    }
+    const int64_t wld = g.ldb;
     // Activations are packed chunk by chunk by the first tasks that need them (their threads share the chunk's
     // 16-row tiles), so reading op(A) from memory overlaps the other thread's tile work.
     std::unique_ptr<std::atomic<int64_t>[]> claimed(new std::atomic<int64_t>[mchunks]);
@@ -152,25 +136,14 @@ void gemm_bf16_amx(const GemmF32& g) {
       uint16_t* wtail = reinterpret_cast<uint16_t*>(tls_wtail.get(kPanelRows * kAmxStepK / 2));
       for (int64_t kb = 0; kb < kblocks; kb++) {
         const int64_t s0 = kb * bsteps, ns = std::min(bsteps, steps - s0);
-        const int64_t k0 = s0 * kAmxStepK, kv = std::min(ns * kAmxStepK, Kw - k0);
+        const int64_t k0 = s0 * kAmxStepK, kv = std::min(ns * kAmxStepK, K - k0);
         const bool last = kb == kblocks - 1;
-        uint16_t* wgroup = nullptr;  // this task's W rows for this depth block, transposed from a [K, N] weight
-        if (panel_transpose) {
-          const int64_t dld = ns * kAmxStepK;
-          wgroup = reinterpret_cast<uint16_t*>(tls_wpad.get(static_cast<size_t>(panels * kPanelRows * dld / 2)));
-          amx_transpose_rows(b, g.ldb, K, n0, n1 - n0, panels * kPanelRows, k0, kv, wgroup, dld);
-        }
         for (int64_t pi = 0; pi < panels; pi++) {
           const int64_t pn0 = n0 + pi * kPanelRows;
           const int prow = static_cast<int>(std::min<int64_t>(kPanelRows, N - pn0));
           const uint16_t* wrows = w + pn0 * wld;
           AmxPanel p;
-          if (panel_transpose) {
-            const int64_t dld = ns * kAmxStepK;
-            p.w = wgroup + pi * kPanelRows * dld;
-            p.wld = dld;
-            p.steps = ns;
-          } else if (prow < kPanelRows) {  // rows past N do not exist: padded copy of the panel's block
+          if (prow < kPanelRows) {  // rows past N do not exist: padded copy of the panel's block
             const int64_t dld = ns * kAmxStepK;
             uint16_t* wpad = reinterpret_cast<uint16_t*>(tls_wpad.get(static_cast<size_t>(kPanelRows * dld / 2)));
             amx_copy_w(wrows, wld, prow, k0, kv, wpad, dld);
@@ -186,7 +159,7 @@ void gemm_bf16_amx(const GemmF32& g) {
               p.tail = wtail;
             }
           }
-          if (!panel_transpose && pi + 1 < panels && pn0 + 2 * kPanelRows <= N) {
+          if (pi + 1 < panels && pn0 + 2 * kPanelRows <= N) {
             p.next = reinterpret_cast<const char*>(w + (pn0 + kPanelRows) * wld + k0);
             p.next_ld = wld * 2;
             p.next_rows = kPanelRows;

@@ -106,6 +106,55 @@ void amx_pack_x(const float* a, int64_t lda, bool transA, int64_t M, int64_t K, 
   }
 }
 
+void amx_pack_a_rows(const float* a, int64_t lda, bool transA, int64_t M, int64_t K, int64_t mt, int64_t steps,
+                     uint16_t* dst) {
+  const int64_t i0 = 16 * mt;
+  const int mr = static_cast<int>(std::min<int64_t>(16, M - i0));
+  for (int q = 0; q < 16; q++) {
+    uint16_t* out = dst + 32 * q;
+    if (q >= mr) {
+      for (int64_t s = 0; s < steps; s++) _mm512_store_si512(out + 512 * s, _mm512_setzero_si512());
+      continue;
+    }
+    for (int64_t s = 0; s < steps; s++) {
+      const int64_t k0 = s * kAmxStepK;
+      __m512 lo, hi;
+      if (!transA) {
+        const float* src = a + (i0 + q) * lda + k0;
+        lo = _mm512_maskz_loadu_ps(lanes(K - k0), src);
+        hi = _mm512_maskz_loadu_ps(lanes(K - k0 - 16), src + 16);
+      } else {  // op(A)[i, k] = a[k*lda + i]: gathered one value at a time (rare: transposed activations)
+        alignas(64) float v[32] = {};
+        for (int64_t k = k0; k < std::min(K, k0 + kAmxStepK); k++) v[k - k0] = a[k * lda + i0 + q];
+        lo = _mm512_load_ps(v);
+        hi = _mm512_load_ps(v + 16);
+      }
+      _mm512_store_si512(out + 512 * s, pairs32(lo, hi));  // 32 bf16 in K order
+    }
+  }
+}
+
+void amx_pack_b_pairs(const uint16_t* b, int64_t ldb, int64_t K, int64_t n0, int64_t cols, int64_t s0, int64_t ns,
+                      uint16_t* dst) {
+  const int64_t strips = (cols + 31) / 32;
+  for (int64_t q = 0; q < 16 * ns; q++) {  // pair rows: 16 per step
+    const int64_t s = q >> 4, p = q & 15, k = (s0 + s) * kAmxStepK + 2 * p;
+    // Rows k and k+1 read along their length (two streams the hardware prefetcher follows); the
+    // low/high 16-bit unpacks make each column's K pair one 32-bit word (1 shuffle per 64 bytes out).
+    const uint16_t* r0 = b + k * ldb + n0;
+    const uint16_t* r1 = r0 + ldb;
+    uint16_t* out = dst + s * 1024 + 32 * p;
+    for (int64_t st = 0; st < strips; st++) {
+      const int64_t c = 32 * st, left = cols - c;
+      const __mmask32 m = left >= 32 ? ~__mmask32(0) : static_cast<__mmask32>((1u << left) - 1);
+      const __m512i x0 = k < K ? _mm512_maskz_loadu_epi16(m, r0 + c) : _mm512_setzero_si512();
+      const __m512i x1 = k + 1 < K ? _mm512_maskz_loadu_epi16(m, r1 + c) : _mm512_setzero_si512();
+      _mm512_store_si512(out + st * ns * 1024, _mm512_unpacklo_epi16(x0, x1));
+      _mm512_store_si512(out + st * ns * 1024 + 512, _mm512_unpackhi_epi16(x0, x1));
+    }
+  }
+}
+
 void amx_copy_w(const uint16_t* w, int64_t wld, int rows, int64_t k0, int64_t kv, uint16_t* dst, int64_t dld) {
   for (int r = 0; r < 32; r++) {
     uint16_t* d = dst + r * dld;
@@ -116,67 +165,6 @@ void amx_copy_w(const uint16_t* w, int64_t wld, int rows, int64_t k0, int64_t kv
       std::memset(d, 0, static_cast<size_t>(dld) * 2);
     }
   }
-}
-
-namespace {
-
-// dst[j * dld + (k - k0)] = b[k * ldb + jb + j] for columns j < cols (<= 32) and k in [k0, k1).
-// Blocks of 32 K values x 32 columns: unpacking rows k and k+1 (16-bit lanes)
-// makes each column's K pair one 32-bit word, in the order columns
-// 8L+0..3 (low unpack) and 8L+4..7 (high unpack) for 128-bit lane L; two 16x16
-// word transposes then give each column its 32 K values (one 64-byte store).
-// Port-5 shuffles bound this loop: ~5 per 64 output bytes.
-void transpose_cols32(const uint16_t* b, int64_t ldb, int64_t k0, int64_t k1, int64_t jb, int cols, uint16_t* dst, int64_t dld) {
-  const __mmask32 m = cols >= 32 ? ~__mmask32(0) : static_cast<__mmask32>((1u << cols) - 1);
-  int64_t k = k0;
-  for (; k + 32 <= k1; k += 32) {
-    __m512i lo[16], hi[16];
-    for (int p = 0; p < 16; p++) {
-      const uint16_t* r = b + (k + 2 * p) * ldb + jb;
-      const __m512i r0 = _mm512_maskz_loadu_epi16(m, r), r1 = _mm512_maskz_loadu_epi16(m, r + ldb);
-      lo[p] = _mm512_unpacklo_epi16(r0, r1);
-      hi[p] = _mm512_unpackhi_epi16(r0, r1);
-    }
-    transpose16(lo);
-    transpose16(hi);
-    for (int j = 0; j < 16; j++) {  // word position j = 4L + c holds column 8L + c (lo) or 8L + 4 + c (hi)
-      const int col = 8 * (j >> 2) + (j & 3);
-      if (col < cols) _mm512_storeu_si512(dst + col * dld + (k - k0), lo[j]);
-      if (col + 4 < cols) _mm512_storeu_si512(dst + (col + 4) * dld + (k - k0), hi[j]);
-    }
-  }
-  for (int j = 0; j < cols; j++)
-    for (int64_t kk = k; kk < k1; kk++) dst[j * dld + (kk - k0)] = b[kk * ldb + jb + j];
-}
-
-}  // namespace
-
-void amx_transpose_rows(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, int64_t cols, int64_t rows, int64_t k0,
-                        int64_t kv, uint16_t* dst, int64_t dld) {
-  const int64_t k1 = std::min(K, k0 + kv), kr = k1 - k0;
-  // K blocks outer, column blocks inner: the 32 source rows of a block are read along their length (a few
-  // pages, lines reused from L1 across column blocks). Column-block-outer order reads one line per row
-  // down a column strip, a TLB miss per line, and measured ~1.5x slower on the MoE experts.
-  int64_t k = k0;
-  for (; k + 32 <= k1; k += 32) {
-    // The next block's rows, over this call's columns: each row contributes only cols*2 bytes per page,
-    // too little for the hardware prefetchers to pick the stream up in time.
-    for (int64_t kk = k + 32; kk < std::min(k + 64, k1); kk++)
-      for (int64_t j = 0; j < cols; j += 32) _mm_prefetch(reinterpret_cast<const char*>(b + kk * ldb + j0 + j), _MM_HINT_T1);
-    for (int64_t jb = 0; jb < cols; jb += 32) {
-      const int ch = static_cast<int>(std::min<int64_t>(32, cols - jb));
-      transpose_cols32(b, ldb, k, k + 32, j0 + jb, ch, dst + jb * dld + (k - k0), dld);
-    }
-  }
-  for (int64_t j = 0; j < cols; j++) {  // the K tail, then zeros to dld
-    for (int64_t kk = k; kk < k1; kk++) dst[j * dld + (kk - k0)] = b[kk * ldb + j0 + j];
-    std::memset(dst + j * dld + kr, 0, static_cast<size_t>(dld - kr) * 2);
-  }
-  for (int64_t j = cols; j < rows; j++) std::memset(dst + j * dld, 0, static_cast<size_t>(dld) * 2);
-}
-
-void amx_transpose_b(const uint16_t* b, int64_t ldb, int64_t K, int64_t j0, int64_t j1, uint16_t* dst, int64_t kpad) {
-  amx_transpose_rows(b, ldb, K, j0, j1 - j0, j1 - j0, 0, K, dst + j0 * kpad, kpad);
 }
 
 }  // namespace gemm

@@ -30,14 +30,10 @@
 #include <type_traits>
 #include <vector>
 
+#define SV_ISA_BODY "grouped_swiglu_impl.h"
+#include "elementwise_isa_body.h"
+
 namespace sv {
-// The elementwise kernels' SiLU (same polynomial exp), so the fused SwiGLU
-// matches silu(gate) * up computed by the swiglu op.
-namespace grouped_ew {
-#define SV_VEC_BYTES 16
-#include "elementwise_math.h"
-#undef SV_VEC_BYTES
-}  // namespace grouped_ew
 
 namespace {
 
@@ -225,12 +221,7 @@ SV_KERNEL(groupedGemm) {
       block(xe, ldx, m, K, gw, btype, eb, tk.j0, tk.j1, gb, 2 * w);
       block(xe, ldx, m, K, uw, btype, eb, tk.j0, tk.j1, ub, 2 * w);
     }
-    for (int64_t r = 0; r < m; r++) {
-      const float* g = gb + r * 2 * w;
-      const float* u = ub + r * 2 * w;
-      float* o = ce + r * ldo;
-      for (int64_t j = 0; j < w; j++) o[j] = grouped_ew::act_fwd<grouped_ew::ACT_SILU>(g[j]) * u[j];
-    }
+    SV_ISA_CALL(swiglu_rows, gb, ub, 2 * w, ce, ldo, m, w);
   };
 
   // Claim loops inside min(threads, tasks) pool chunks (as gemv_driver.cc):

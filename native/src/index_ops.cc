@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 namespace sv {
 
@@ -125,6 +126,26 @@ int64_t column_chunk(int64_t inner) {
 
 template <typename T>
 void index_add_rows(T* dst, const T* src, const int32_t* idx, int64_t outer, int64_t size, int64_t inner, int64_t n) {
+  if (outer == 1 && n >= 2 * size) {
+    // Many source rows per destination row (mixture-of-experts combine: top-k rows per token): each
+    // destination row gathers its sources, whole rows read front to back, in ascending k (the order of
+    // the column-chunked loop below, so results are identical).
+    std::vector<int64_t> start(size + 1, 0), pos(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; k++) start[idx[k] + 1]++;
+    for (int64_t i = 0; i < size; i++) start[i + 1] += start[i];
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t k = 0; k < n; k++) pos[fill[idx[k]]++] = k;
+    parallel_for(size, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner * (n / size))), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; i++) {
+        T* __restrict d = dst + i * inner;
+        for (int64_t j = start[i]; j < start[i + 1]; j++) {
+          const T* __restrict s = src + pos[j] * inner;
+          for (int64_t c = 0; c < inner; c++) d[c] += s[c];
+        }
+      }
+    });
+    return;
+  }
   const int64_t cw = column_chunk(inner), nch = (inner + cw - 1) / cw;
   parallel_for(outer * nch, 1, [&](int64_t b, int64_t e) {
     for (int64_t w = b; w < e; w++) {

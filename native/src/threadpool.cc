@@ -208,6 +208,8 @@ Pool& pool() {
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   pool().run(n, grain, fn);
 }
+bool in_parallel_region() { return inside; }
+
 int num_threads() { return pool().size(); }
 void set_num_threads(int n) { pool().resize(n); }
 

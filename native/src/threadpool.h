@@ -13,6 +13,8 @@ namespace sv {
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 int num_threads();
+// True on a pool worker or a caller inside parallel_for (where a nested parallel_for runs serially).
+bool in_parallel_region();
 void set_num_threads(int n);
 
 }  // namespace sv

@@ -105,6 +105,30 @@ test('indexSelect: every dim, element sizes 1/2/4/8, non-contiguous input', () =
   });
 });
 
+test('indexAdd forward with many sources per row (the MoE combine path): k order, any thread count, rows without sources kept', () => {
+  const prev = T.numThreads();
+  try {
+    for (const dtype of ['float64', 'float32'] as const) {
+      tidy(() => {
+        const size = 7, n = 40, inner = 37;
+        const r = rng(77);
+        const idx = Array.from({ length: n }, () => Math.floor(r() * (size - 1)));  // row 6 gets nothing
+        const base = randomTensor([size, inner], 8, dtype);
+        const src = randomTensor([n, inner], 9, dtype);
+        const ref = base.toArray();
+        const s = src.toArray();
+        const f = dtype === 'float32' ? Math.fround : (v: number) => v;
+        idx.forEach((row, k) => { for (let c = 0; c < inner; c++) ref[row * inner + c] = f(ref[row * inner + c] + s[k * inner + c]); });
+        const outs = [1, 2].map((t) => { T.setNumThreads(t); return indexAdd(base, 0, idx, src).toArray(); });
+        assert.deepEqual(outs[0], ref, `${dtype}: sums in k order`);
+        assert.deepEqual(outs[1], outs[0], `${dtype}: 2 threads equal 1`);
+      });
+    }
+  } finally {
+    T.setNumThreads(prev);
+  }
+});
+
 test('indexSelect and indexAdd gradients (adjoint pair)', () => {
   tidy(() => {
     for (let d = 0; d < 3; d++) {

@@ -167,8 +167,8 @@ test('bf16 GEMM: depth blocks, panel and task edges, strided and odd-K weights',
         assert.ok(e <= 1e-6, `amx vs avx512bf16 ${M}x${N}x${K}: relative difference ${e}`);
       }
     }
-    // [K, N]-stored bf16 B and transposed A: over several depth blocks (one activation chunk: each W panel
-    // is transposed as its tiles need it), and with many rows (several chunks: W transposed once up front).
+    // [K, N]-stored bf16 B and transposed A: over several depth blocks, and with many rows (several
+    // activation chunks).
     for (const [M, N, K] of [[70, 45, 2085], [1100, 37, 100]]) {
       const xt = f32([K, M], 21), x = T.transpose(xt), wkn = T.cast(f32([K, N], 22), 'bfloat16');
       const wr = T.cast(wkn, 'float32').toArray(), wnk = new Float64Array(N * K);
@@ -180,6 +180,52 @@ test('bf16 GEMM: depth blocks, panel and task edges, strided and odd-K weights',
       });
     }
   });
+});
+
+// A [K, N]-stored weight takes its own AMX formulation (weight rows interleaved in pairs as the tile B
+// operand); the tiles sum the same K pairs in the same order as the [N, K] path, so the two layouts of
+// one weight give identical results: across depth blocks, ragged N and K, strided rows, bias and beta,
+// thread counts, and inside the grouped MoE kernel (one expert per task, whole weight rows).
+test('bf16 GEMM: a [K, N] weight equals the same weight stored [N, K] (AMX)', { skip: !kernelsToTest.includes('amx') && 'no AMX-BF16' }, () => {
+  const threads = T.native.numThreads();
+  try {
+    T.tidy(() => {
+      for (const [M, N, K, extra] of [[5, 45, 71, 0], [70, 45, 2085, 3], [33, 1000, 300, 0], [17, 1536, 2048, 0], [600, 200, 96, 7]]) {
+        const x = f32([M, K], M + N), bias = f32([N], 3), c0 = f32([M, N], 4);
+        const wide = T.cast(f32([K, N + extra], K), 'bfloat16');
+        const wkn = extra ? T.narrow(wide, 1, 0, N) : wide;          // [K, N], row stride N + extra
+        const wnk = T.contiguous(T.transpose(wkn));                  // the same values as [N, K]
+        for (const t of [1, 2]) {
+          T.setNumThreads(t);
+          const a = withPrecision('bf16', () => matmul(x, wkn)).toArray();
+          const b = withPrecision('bf16', () => linear(x, wnk)).toArray();
+          assert.deepEqual(a, b, `${M}x${N}x${K} (ldb ${N + extra}), ${t} thread(s)`);
+          const ca = T.tensor(c0.toArray(), [M, N]), cb = T.tensor(c0.toArray(), [M, N]);
+          withPrecision('bf16', () => gemmInto(x, false, wkn, false, ca, [], 0.5, bias));
+          withPrecision('bf16', () => gemmInto(x, false, wnk, true, cb, [], 0.5, bias));
+          assert.deepEqual(ca.toArray(), cb.toArray(), `${M}x${N}x${K} with bias and beta, ${t} thread(s)`);
+        }
+      }
+      // Experts as views of a Hub [E, in, 2*out] tensor (gate and up side by side) against contiguous copies.
+      const E = 3, H = 96, I = 80, offsets = [0, 37, 37, 90];
+      const gu = T.cast(f32([E, H, 2 * I], 11), 'bfloat16'), dn = T.cast(f32([E, I, H], 12), 'bfloat16');
+      const expert = (e: number) => T.select(gu, 0, e);
+      const gates = [0, 1, 2].map((e) => T.transpose(T.narrow(expert(e), 1, 0, I)));
+      const ups = [0, 1, 2].map((e) => T.transpose(T.narrow(expert(e), 1, I, I)));
+      const downs = [0, 1, 2].map((e) => T.transpose(T.select(dn, 0, e)));
+      const x = f32([offsets[E], H], 13);
+      for (const t of [1, 2]) {
+        T.setNumThreads(t);
+        const run = (g: T.Tensor[], u: T.Tensor[], d: T.Tensor[]) =>
+          withPrecision('bf16', () => T.groupedLinear(T.groupedSwiGLU(x, g, u, offsets), d, offsets)).toArray();
+        const views = run(gates, ups, downs);
+        const copies = run(gates.map((w) => T.contiguous(w)), ups.map((w) => T.contiguous(w)), downs.map((w) => T.contiguous(w)));
+        assert.deepEqual(views, copies, `grouped experts, ${t} thread(s)`);
+      }
+    });
+  } finally {
+    T.setNumThreads(threads);
+  }
 });
 
 test('bf16 GEMM: special values', { skip: !hasBf16 && 'no avx512_bf16' }, () => {
