@@ -11,8 +11,14 @@
 
 #define SV_ISA_BODY "elementwise_fused_impl.h"
 #include "elementwise_isa_body.h"
+#include "swiglu_rows.h"
 
 namespace sv {
+
+void swiglu_rows_f32(const float* gate, int64_t ldg, const float* up, int64_t ldu, float* out, int64_t ldo,
+                     int64_t rows, int64_t cols) {
+  SV_ISA_CALL(swiglu_rows, gate, ldg, up, ldu, out, ldo, rows, cols);
+}
 
 namespace {
 void check_act(int64_t act, const char* op) {

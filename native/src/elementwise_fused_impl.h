@@ -1,6 +1,7 @@
 // Body of the fused elementwise kernels (compiled once per ISA, see
 // elementwise_isa.h): bias + activation over rows, its backward with the
-// bias gradient as a column sum, and the SwiGLU backward.
+// bias gradient as a column sum, the SwiGLU backward, and the SwiGLU rows
+// that fused GEMM epilogues apply to blocks still in cache.
 
 // y[r, j] = act(x[r, j] + bias[j]); bias may be null.
 template <typename T>
@@ -71,4 +72,16 @@ void swiglu_bwd(const T* g, const T* gate, const T* up, T* ggate, T* gup, int64_
       ga[i] = gp[i] * u[i] * s * (T(1) + a[i] * (T(1) - s));
     }
   });
+}
+
+// out[r, j] = silu(gate[r, j]) * up[r, j] for r < rows, j < cols (row strides ldg, ldu, ldo; out may be
+// up itself), the formula of the swiglu binary op. Serial: callers run it on one block of a parallel task.
+inline void swiglu_rows(const float* gate, int64_t ldg, const float* up, int64_t ldu, float* out, int64_t ldo,
+                        int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float* __restrict g = gate + r * ldg;
+    const float* u = up + r * ldu;
+    float* o = out + r * ldo;
+    for (int64_t j = 0; j < cols; j++) o[j] = act_fwd<ACT_SILU>(g[j]) * u[j];
+  }
 }

@@ -27,6 +27,7 @@
 // shapes, ~2x that on 2 threads; the tile loads, not TDPBF16PS, bound it (the
 // same loop without loads ran ~2x faster, with operands in L1 ~1.35x).
 #include "gemm_bf16.h"
+#include "swiglu_rows.h"
 #include "threadpool.h"
 #include <algorithm>
 #include <atomic>
@@ -55,7 +56,7 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // used by the pool's threads during that call only.
 thread_local Buf tls_x;
 // Task scratch of whichever thread runs the task.
-thread_local Buf tls_part, tls_wpad, tls_wtail;
+thread_local Buf tls_part, tls_wpad, tls_wtail, tls_gate;
 
 bool detect_amx() {
   unsigned a, b, c, d;
@@ -124,6 +125,9 @@ void gemm_bf16_amx(const GemmF32& g) {
       }
     };
 
+    // Fused gate/up (g.up): each panel runs once against the gate weight into a scratch block, once against
+    // the up weight into C, and SwiGLU combines the two while the block is still in cache.
+    const uint16_t* wup = g.up ? static_cast<const uint16_t*>(g.up) + g.pB[item] : nullptr;
     auto run_task = [&](int64_t t) {
       const int64_t gi = t % groups, ci = t / groups;
       ensure_packed(ci);
@@ -131,8 +135,11 @@ void gemm_bf16_amx(const GemmF32& g) {
       const int64_t mt0 = ci * ctiles, mtc = std::min(ctiles, mtiles - mt0), m0 = 16 * mt0;
       const int64_t mr = std::min(M - m0, 16 * mtc);
       const int64_t panels = ceil_div(n1 - n0, kPanelRows), part_per_panel = ceil_div(mtc, 2) * kAmxPartBlock;
-      float* part = kblocks > 1 ? reinterpret_cast<float*>(tls_part.get(static_cast<size_t>(panels * part_per_panel)))
-                                : nullptr;
+      const int nw = wup ? 2 : 1;  // weights per panel
+      float* part = kblocks > 1
+                        ? reinterpret_cast<float*>(tls_part.get(static_cast<size_t>(nw * panels * part_per_panel)))
+                        : nullptr;
+      float* gate_block = wup ? reinterpret_cast<float*>(tls_gate.get(static_cast<size_t>(mr * kPanelRows))) : nullptr;
       uint16_t* wtail = reinterpret_cast<uint16_t*>(tls_wtail.get(kPanelRows * kAmxStepK / 2));
       for (int64_t kb = 0; kb < kblocks; kb++) {
         const int64_t s0 = kb * bsteps, ns = std::min(bsteps, steps - s0);
@@ -141,41 +148,53 @@ void gemm_bf16_amx(const GemmF32& g) {
         for (int64_t pi = 0; pi < panels; pi++) {
           const int64_t pn0 = n0 + pi * kPanelRows;
           const int prow = static_cast<int>(std::min<int64_t>(kPanelRows, N - pn0));
-          const uint16_t* wrows = w + pn0 * wld;
-          AmxPanel p;
-          if (prow < kPanelRows) {  // rows past N do not exist: padded copy of the panel's block
-            const int64_t dld = ns * kAmxStepK;
-            uint16_t* wpad = reinterpret_cast<uint16_t*>(tls_wpad.get(static_cast<size_t>(kPanelRows * dld / 2)));
-            amx_copy_w(wrows, wld, prow, k0, kv, wpad, dld);
-            p.w = wpad;
-            p.wld = dld;
-            p.steps = ns;
-          } else {
-            p.w = wrows + k0;
-            p.wld = wld;
-            p.steps = kv / kAmxStepK;
-            if (p.steps < ns) {  // ragged last step: reading in place would run past the row
-              amx_copy_w(wrows, wld, prow, k0 + p.steps * kAmxStepK, kv - p.steps * kAmxStepK, wtail, kAmxStepK);
-              p.tail = wtail;
+          for (int wi = 0; wi < nw; wi++) {
+            const uint16_t* wm = wi == 0 ? w : wup;  // this pass's weight
+            const uint16_t* wrows = wm + pn0 * wld;
+            AmxPanel p;
+            if (prow < kPanelRows) {  // rows past N do not exist: padded copy of the panel's block
+              const int64_t dld = ns * kAmxStepK;
+              uint16_t* wpad = reinterpret_cast<uint16_t*>(tls_wpad.get(static_cast<size_t>(kPanelRows * dld / 2)));
+              amx_copy_w(wrows, wld, prow, k0, kv, wpad, dld);
+              p.w = wpad;
+              p.wld = dld;
+              p.steps = ns;
+            } else {
+              p.w = wrows + k0;
+              p.wld = wld;
+              p.steps = kv / kAmxStepK;
+              if (p.steps < ns) {  // ragged last step: reading in place would run past the row
+                amx_copy_w(wrows, wld, prow, k0 + p.steps * kAmxStepK, kv - p.steps * kAmxStepK, wtail, kAmxStepK);
+                p.tail = wtail;
+              }
             }
+            // Prefetched meanwhile: the up panel of the same rows after the gate pass, else the next panel.
+            const uint16_t* next = wi + 1 < nw ? wup + pn0 * wld
+                                   : pi + 1 < panels && pn0 + 2 * kPanelRows <= N ? w + (pn0 + kPanelRows) * wld
+                                                                                  : nullptr;
+            if (next && prow == kPanelRows) {
+              p.next = reinterpret_cast<const char*>(next + k0);
+              p.next_ld = wld * 2;
+              p.next_rows = kPanelRows;
+              p.next_bytes = kv * 2;
+            }
+            AmxOut o;
+            const bool to_gate = wi == 0 && wup;
+            o.c = to_gate ? gate_block : c + m0 * g.ldc + pn0;
+            o.ldc = to_gate ? kPanelRows : g.ldc;
+            o.mr = mr;
+            o.nvalid = prow;
+            o.alpha = g.alpha;
+            o.beta = g.beta;
+            o.bias = g.bias ? g.bias + pn0 : nullptr;
+            o.stream = stream && !wup;  // the fused epilogue reads C back
+            float* pp = part ? part + (wi * panels + pi) * part_per_panel : nullptr;
+            amx_panel_run(p, xp + mt0 * xpanel + s0 * 256, xpanel, mtc, pp, kb > 0, last ? &o : nullptr);
           }
-          if (pi + 1 < panels && pn0 + 2 * kPanelRows <= N) {
-            p.next = reinterpret_cast<const char*>(w + (pn0 + kPanelRows) * wld + k0);
-            p.next_ld = wld * 2;
-            p.next_rows = kPanelRows;
-            p.next_bytes = kv * 2;
+          if (wup && last) {
+            float* cb = c + m0 * g.ldc + pn0;
+            swiglu_rows_f32(gate_block, kPanelRows, cb, g.ldc, cb, g.ldc, mr, prow);
           }
-          AmxOut o;
-          o.c = c + m0 * g.ldc + pn0;
-          o.ldc = g.ldc;
-          o.mr = mr;
-          o.nvalid = prow;
-          o.alpha = g.alpha;
-          o.beta = g.beta;
-          o.bias = g.bias ? g.bias + pn0 : nullptr;
-          o.stream = stream;
-          amx_panel_run(p, xp + mt0 * xpanel + s0 * 256, xpanel, mtc, part ? part + pi * part_per_panel : nullptr,
-                        kb > 0, last ? &o : nullptr);
         }
       }
     };

@@ -21,6 +21,7 @@
 #include "cpu.h"
 #include "dtype.h"
 #include "gemm.h"
+#include "swiglu_rows.h"
 #include "threadpool.h"
 #include <algorithm>
 #include <atomic>
@@ -29,9 +30,6 @@
 #include <new>
 #include <type_traits>
 #include <vector>
-
-#define SV_ISA_BODY "grouped_swiglu_impl.h"
-#include "elementwise_isa_body.h"
 
 namespace sv {
 
@@ -221,7 +219,7 @@ SV_KERNEL(groupedGemm) {
       block(xe, ldx, m, K, gw, btype, eb, tk.j0, tk.j1, gb, 2 * w);
       block(xe, ldx, m, K, uw, btype, eb, tk.j0, tk.j1, ub, 2 * w);
     }
-    SV_ISA_CALL(swiglu_rows, gb, ub, 2 * w, ce, ldo, m, w);
+    swiglu_rows_f32(gb, 2 * w, ub, 2 * w, ce, ldo, m, w);
   };
 
   // Claim loops inside min(threads, tasks) pool chunks (as gemv_driver.cc):

@@ -25,6 +25,8 @@ import { Tensor, tensor, empty, zeros, ones, noGrad, tidy, copyInto, uniform_, l
 import { reshape, unsqueeze, cat } from '../tensor/ops/view.ts';
 import { add, mul, div, addScalar, mulScalar, sigmoid, square } from '../tensor/ops/elementwise.ts';
 import { swiglu } from '../tensor/ops/activation.ts';
+import { linearSwiGLU } from '../tensor/ops/linear_swiglu.ts';
+import { needsGrad } from '../tensor/autograd.ts';
 import { sum, mean, logsumexp } from '../tensor/ops/reduce.ts';
 import { softmax } from '../tensor/ops/softmax.ts';
 import { indexSelect, indexAdd, gather, scatterAdd, topk, moeRoute } from '../tensor/ops/indexing.ts';
@@ -67,7 +69,16 @@ export class SwiGLU extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.downProj.forward(swiglu(this.gateProj.forward(x), this.upProj.forward(x)));
+    const g = this.gateProj, u = this.upProj;
+    // Plain weights of one dtype: the gate and up products fused with the SwiGLU (linearSwiGLU composes
+    // the same ops itself when a gradient is wanted).
+    if (!g.quantized && !u.quantized && !g.bias && !u.bias && g.weight.dtype === u.weight.dtype) {
+      const h = linearSwiGLU(x, g.weight, u.weight);
+      const out = this.downProj.forward(h);
+      if (!needsGrad(out)) h.dispose();  // no graph holds it
+      return out;
+    }
+    return this.downProj.forward(swiglu(g.forward(x), u.forward(x)));
   }
 }
 

@@ -1,0 +1,75 @@
+/**
+ * The gate/up front of a SwiGLU feed-forward, silu(x·gateᵀ) ⊙ (x·upᵀ), as one
+ * native call (native/src/gemm_swiglu.cc). In prefill the two [rows, hidden]
+ * products are a layer's largest tensors; fused, they never reach memory
+ * (the AMX bf16 path combines each 32-column block while it is in cache).
+ * When a gradient is wanted it is composed of linear, linear and swiglu, so
+ * training sees the ops it always did.
+ */
+import { Tensor, empty, contiguousCopy, storageBytes, DTYPE_CODE } from '../tensor.ts';
+import { needsGrad } from '../autograd.ts';
+import { kernels } from '../native.ts';
+import { linear } from './matmul.ts';
+import { swiglu } from './activation.ts';
+
+interface LinearSwiGLUKernels {
+  linearSwiGLU(
+    x: Uint8Array, xOff: number, M: number, K: number, ldx: number,
+    gate: Uint8Array, gateOff: number, up: Uint8Array, upOff: number, wDt: number,
+    N: number, out: Uint8Array, outOff: number,
+  ): void;
+}
+let LK: LinearSwiGLUKernels | null = null;
+const kernel = (): LinearSwiGLUKernels => (LK ??= kernels<LinearSwiGLUKernels>(['linearSwiGLU']));
+
+const fmt = (t: Tensor): string => `[${t.shape}] ${t.dtype}`;
+
+/**
+ * silu(x · gateᵀ) ⊙ (x · upᵀ): x [..., in] float32, gate and up [hidden, in]
+ * (float32 or bfloat16, the same dtype) → [..., hidden]. Equal to
+ * `swiglu(linear(x, gate), linear(x, up))`; float64 and gradients take that composition.
+ */
+export function linearSwiGLU(x: Tensor, gate: Tensor, up: Tensor): Tensor {
+  if (!(x instanceof Tensor) || !(gate instanceof Tensor) || !(up instanceof Tensor)) {
+    throw new TypeError('linearSwiGLU: x, gate and up must be Tensors');
+  }
+  if (gate.ndim !== 2 || up.ndim !== 2 || gate.shape[0] !== up.shape[0] || gate.shape[1] !== up.shape[1] || gate.dtype !== up.dtype) {
+    throw new RangeError(`linearSwiGLU: gate ${fmt(gate)} and up ${fmt(up)} must be [hidden, in] weights of one dtype`);
+  }
+  const inF = gate.shape[1], outF = gate.shape[0];
+  if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
+    throw new RangeError(`linearSwiGLU: x ${fmt(x)} has ${x.shape[x.ndim - 1]} features, the weights expect ${inF}`);
+  }
+  const native = x.dtype === 'float32' && (gate.dtype === 'float32' || gate.dtype === 'bfloat16') && !needsGrad(x, gate, up);
+  if (!native) {
+    const g = linear(x, gate), u = linear(x, up);
+    const out = swiglu(g, u);
+    g.dispose();
+    u.dispose();
+    return out;
+  }
+  const owned: Tensor[] = [];
+  const dense = (t: Tensor): Tensor => {
+    if (t.isContiguous) return t;
+    const c = contiguousCopy(t);
+    owned.push(c);
+    return c;
+  };
+  try {
+    const xs = dense(x), gs = dense(gate), us = dense(up);
+    const rows = xs.size / inF;
+    const out = empty([...x.shape.slice(0, -1), outF], 'float32');
+    try {
+      kernel().linearSwiGLU(
+        storageBytes(xs), xs.offset, rows, inF, inF, storageBytes(gs), gs.offset, storageBytes(us), us.offset,
+        DTYPE_CODE[gate.dtype], outF, storageBytes(out), out.offset,
+      );
+    } catch (err) {
+      out.dispose();
+      throw err;
+    }
+    return out;
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+}
