@@ -166,7 +166,15 @@ void gemm_bf16_amx_kn(const GemmF32& g) {
         const int64_t s0 = kb * bsteps, ns = std::min(bsteps, steps - s0);
         const bool last = kb == kblocks - 1;
         amx_pack_b_pairs(b, g.ldb, K, n0, cols, s0, ns, bt);
+        // The next block's rows, one line per 4 KiB of each, asked for while the tiles work on this block: the
+        // L2 streamer follows each such start through its page, so the next interleaving pass finds its rows
+        // on the way (one touch per row measured ~7% faster on 32-row experts; prefetching every line slower:
+        // the fill buffers it holds starve the tile loads).
+        const int64_t k1 = (s0 + ns) * kAmxStepK, nrows = last ? 0 : std::min(K, k1 + bsteps * kAmxStepK) - k1;
+        const int64_t per_row = cdiv(cols * 2, 4096), ntouch = nrows * per_row;
         for (int64_t st = 0; st < strips; st++) {
+          for (int64_t i = ntouch * st / strips; i < ntouch * (st + 1) / strips; i++)
+            _mm_prefetch(reinterpret_cast<const char*>(b + (k1 + i / per_row) * g.ldb + n0) + (i % per_row) * 4096, _MM_HINT_T1);
           for (int64_t pi = 0; pi < mp; pi++) {
             const int64_t mt = mt0 + 2 * pi;
             const uint16_t* a0 = ap + mt * apanel + s0 * kStepA;
