@@ -91,6 +91,8 @@ void gemm_bf16_amx(const GemmF32& g) {
   while (group > kPanelRows && ceil_div(N, group) * mchunks < 4 * num_threads()) group /= 2;
   const int64_t groups = ceil_div(N, group), tasks = groups * mchunks;
   const bool serial = 2.0 * M * N * K < double(1 << 21);
+  // Activation chunks per task round (see run_task); one where the tasks run on this thread alone.
+  const int64_t cpr = serial || in_parallel_region() ? 1 : std::min<int64_t>(num_threads(), mchunks);
   // A C much larger than L2 written once (beta 0) is not worth the read-for-ownership of its lines.
   // Streaming only where every C row segment (32 columns from a multiple of 32) starts on a cache line.
   const bool stream = g.beta == 0.0f && 4.0 * M * N > double(kStreamBytes) && g.ldc % 16 == 0 &&
@@ -129,7 +131,13 @@ void gemm_bf16_amx(const GemmF32& g) {
     // the up weight into C, and SwiGLU combines the two while the block is still in cache.
     const uint16_t* wup = g.up ? static_cast<const uint16_t*>(g.up) + g.pB[item] : nullptr;
     auto run_task = [&](int64_t t) {
-      const int64_t gi = t % groups, ci = t / groups;
+      // Tasks in rounds of one activation chunk per thread, W groups outer within a round: the threads
+      // claim alternately, so each keeps working on its own chunk (packed, in its L2) while they walk the
+      // same W groups together and one read of a group from memory serves both (measured 2-6% faster
+      // prefill than a chunk at a time on Qwen2.5-VL-3B shapes, where W is read once per chunk).
+      const int64_t round = t / (groups * cpr), c0 = round * cpr, nc = std::min(cpr, mchunks - c0);
+      const int64_t r = t - round * groups * cpr;
+      const int64_t gi = r / nc, ci = c0 + r % nc;
       ensure_packed(ci);
       const int64_t n0 = gi * group, n1 = std::min(N, n0 + group);
       const int64_t mt0 = ci * ctiles, mtc = std::min(ctiles, mtiles - mt0), m0 = 16 * mt0;
