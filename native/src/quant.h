@@ -48,6 +48,9 @@ void dequant_rows(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16
                   float* dst);
 void dequant_rows_avx512(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0, int64_t n1,
                          float* dst);
+// The same values rounded to bf16 (nearest even), for the AMX prefill path; needs avx512_bf16.
+void dequant_rows_bf16_avx512(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0,
+                              int64_t n1, uint16_t* dst);
 
 }  // namespace quant
 }  // namespace sv

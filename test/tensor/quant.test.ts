@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tensor, native, setNumThreads, numThreads, castInto, empty } from '../../src/tensor/index.ts';
+import { tensor, native, setNumThreads, numThreads, castInto, empty, cast, linear } from '../../src/tensor/index.ts';
+import { setMatmulPrecision } from '../../src/tensor/ops/matmul.ts';
 import { quantizeWeight, dequantizeWeight, quantLinear, quantizedWeightFrom, quantizedBytes, disposeQuantized } from '../../src/tensor/ops/quant.ts';
 import { randomArray } from '../helpers/gradcheck.ts';
 
@@ -141,6 +142,37 @@ for (const bits of [8, 4] as const) {
         }
       } finally {
         setInt8Activations(true);
+        setNumThreads(threads);
+      }
+    });
+}
+
+const hasAmxBf16 = !!(native.cpu as { amxBf16?: boolean }).amxBf16;
+
+for (const bits of [8, 4] as const) {
+  // Prefill-sized products under the bf16 switch: weight tiles dequantised to bf16 and multiplied on AMX
+  // tiles. The result is exactly the AMX product with the dequantised weights cast to bf16.
+  test(`int${bits}: bf16 switch on AMX, prefill-sized rows: equals the bf16 GEMM of the dequantised weights`,
+    { skip: !hasAmxBf16 && 'no AMX-BF16 on this CPU' }, () => {
+      const prev = setMatmulPrecision('bf16'), threads = numThreads();
+      try {
+        for (const [M, K, N] of [[20, 256, 70], [64, 512, 300], [300, 128, 33]]) {
+          const G = bits === 4 ? 32 : 128;
+          const w = tensor(Float32Array.from(randomArray(N * K, 3 + M, 0.5)), [N, K]);
+          const x = tensor(Float32Array.from(randomArray(M * K, 4 + M)), [M, K]);
+          const b = tensor(Float32Array.from(randomArray(N, 5 + M)), [N]);
+          const qw = quantizeWeight(w, bits, G);
+          const deq = dequantizeWeight(qw), wb = cast(deq, 'bfloat16');
+          const want = linear(x, wb, b).toArray();
+          for (const t of [1, 2]) {
+            setNumThreads(t);
+            assert.deepEqual(quantLinear(x, qw, b).toArray(), want, `${M}x${K}x${N}, ${t} thread(s)`);
+          }
+          for (const t of [w, x, b, deq, wb]) t.dispose();
+          disposeQuantized(qw);
+        }
+      } finally {
+        setMatmulPrecision(prev);
         setNumThreads(threads);
       }
     });
