@@ -194,7 +194,8 @@ void gemm_bf16_amx(const GemmF32& g) {
             o.nvalid = prow;
             o.alpha = g.alpha;
             o.beta = g.beta;
-            o.bias = g.bias ? g.bias + pn0 : nullptr;
+            const float* bias = wi == 0 ? g.bias : g.up_bias;
+            o.bias = bias ? bias + pn0 : nullptr;
             o.stream = stream && !wup;  // the fused epilogue reads C back
             float* pp = part ? part + (wi * panels + pi) * part_per_panel : nullptr;
             amx_panel_run(p, xp + mt0 * xpanel + s0 * 256, xpanel, mtc, pp, kb > 0, last ? &o : nullptr);

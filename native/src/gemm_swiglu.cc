@@ -1,10 +1,12 @@
 // JS entry point of the fused gate/up projection of a SwiGLU feed-forward:
 //
-//   linearSwiGLU(x, xOff, M, K, ldx, gate, gateOff, up, upOff, wDt, N, out, outOff)
+//   linearSwiGLU(x, xOff, M, K, ldx, gate, gateOff, up, upOff, wDt, N, out, outOff,
+//                gateBias, gateBiasOff, upBias, upBiasOff)
 //
-// out[M, N] (row stride N) = silu(x gateᵀ) * (x upᵀ): x f32 rows of K values at
-// stride ldx; gate and up [N, K] weights with contiguous rows, both of type wDt
-// (F32 or BF16); offsets in elements of each storage.
+// out[M, N] (row stride N) = silu(x gateᵀ + gateBias) * (x upᵀ + upBias): x f32
+// rows of K values at stride ldx; gate and up [N, K] weights with contiguous
+// rows, both of type wDt (F32 or BF16); biases f32 [N] or null; offsets in
+// elements of each storage.
 //
 // Why fused: in prefill the two [M, N] products are the largest tensors of a
 // layer (Qwen2.5-VL-3B: 512 x 11008 floats each); written out by the GEMMs and
@@ -26,7 +28,7 @@ namespace sv {
 
 SV_KERNEL(linearSwiGLU) {
   const char* op = "linearSwiGLU";
-  checkArgc(info, 13, op);
+  checkArgc(info, 17, op);
   auto x = arr<uint8_t>(info, 0, op, "x");
   const int64_t xOff = i64(info, 1, op, "xOff"), M = i64(info, 2, op, "M"), K = i64(info, 3, op, "K");
   const int64_t ldx = i64(info, 4, op, "ldx");
@@ -38,6 +40,14 @@ SV_KERNEL(linearSwiGLU) {
   const int64_t N = i64(info, 10, op, "N");
   auto out = arr<uint8_t>(info, 11, op, "out");
   const int64_t outOff = i64(info, 12, op, "outOff");
+  auto bias_arg = [&](size_t i, const char* what) -> const float* {
+    if (info[i].IsNull() || info[i].IsUndefined()) return nullptr;
+    auto b = arr<uint8_t>(info, i, op, what);
+    const int64_t off = i64(info, i + 1, op, what);
+    check(off >= 0 && (off + N) * 4 <= static_cast<int64_t>(b.len),
+          std::string("linearSwiGLU: ") + what + " [" + std::to_string(N) + "] overruns its storage");
+    return reinterpret_cast<const float*>(b.ptr) + off;
+  };
   check(wDt == F32 || wDt == BF16, "linearSwiGLU: weights must be float32 or bfloat16 (dtype code " + std::to_string(wDt) + ")");
   check(M >= 0 && K >= 1 && N >= 1, "linearSwiGLU: bad sizes M=" + std::to_string(M) + " K=" + std::to_string(K) +
                                         " N=" + std::to_string(N));
@@ -66,9 +76,12 @@ SV_KERNEL(linearSwiGLU) {
   float* c = reinterpret_cast<float*>(out.ptr) + outOff;
   g.c = c;
   g.ldc = N;
+  g.bias = bias_arg(13, "gate bias");
+  const float* up_bias = bias_arg(15, "up bias");
   // At 16 rows and more the AMX tiles are full enough to beat the streaming GEMV the dispatcher picks for thin x.
   if (M >= 16 && gemm::bf16_gemm_applies(g) && gemm::bf16_use_amx && gemm::bf16_amx_available()) {
     g.up = up.ptr + upOff * eb;
+    g.up_bias = up_bias;
     gemm::gemm_bf16_amx(g);
     return info.Env().Undefined();
   }
@@ -77,6 +90,7 @@ SV_KERNEL(linearSwiGLU) {
   gemm::GemmF32 gu = g;
   gu.b = up.ptr + upOff * eb;
   gu.c = u.data();
+  gu.bias = up_bias;
   gemm::gemm_f32(gu);
   parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t r0, int64_t r1) {
     swiglu_rows_f32(c + r0 * N, N, u.data() + r0 * N, N, c + r0 * N, N, r1 - r0, N);

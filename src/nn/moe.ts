@@ -72,8 +72,8 @@ export class SwiGLU extends Module {
     const g = this.gateProj, u = this.upProj;
     // Plain weights of one dtype: the gate and up products fused with the SwiGLU (linearSwiGLU composes
     // the same ops itself when a gradient is wanted).
-    if (!g.quantized && !u.quantized && !g.bias && !u.bias && g.weight.dtype === u.weight.dtype) {
-      const h = linearSwiGLU(x, g.weight, u.weight);
+    if (!g.quantized && !u.quantized && g.weight.dtype === u.weight.dtype) {
+      const h = linearSwiGLU(x, g.weight, u.weight, g.bias, u.bias);
       const out = this.downProj.forward(h);
       if (!needsGrad(out)) h.dispose();  // no graph holds it
       return out;

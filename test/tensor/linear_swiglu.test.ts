@@ -8,7 +8,8 @@ import { setMatmulPrecision, matmulPrecision } from '../../src/tensor/ops/matmul
 import { randomTensor } from '../helpers/gradcheck.ts';
 
 const f32 = (shape: number[], seed: number) => randomTensor(shape, seed, 'float32');
-const composed = (x: T.Tensor, g: T.Tensor, u: T.Tensor) => T.swiglu(T.linear(x, g), T.linear(x, u));
+const composed = (x: T.Tensor, g: T.Tensor, u: T.Tensor, gb?: T.Tensor, ub?: T.Tensor) =>
+  T.swiglu(T.linear(x, g, gb), T.linear(x, u, ub));
 
 test('linearSwiGLU equals swiglu(linear, linear): f32 and bf16 weights, both precisions, 1 and 2 threads', () => {
   const prevPrec = matmulPrecision(), prevThreads = T.numThreads();
@@ -16,7 +17,7 @@ test('linearSwiGLU equals swiglu(linear, linear): f32 and bf16 weights, both pre
     T.tidy(() => {
       // Rows below and above the fused path's 16, ragged N (panels of 32) and K (steps of 32), depth blocks.
       for (const [M, K, N] of [[3, 64, 100], [16, 96, 70], [40, 2085, 45], [300, 256, 300], [65, 33, 31]]) {
-        const x = f32([M, K], M), gf = f32([N, K], N), uf = f32([N, K], N + 1);
+        const x = f32([M, K], M), gf = f32([N, K], N), uf = f32([N, K], N + 1), gb = f32([N], 7), ub = f32([N], 8);
         for (const wdt of ['float32', 'bfloat16'] as const) {
           const g = T.cast(gf, wdt), u = T.cast(uf, wdt);
           for (const prec of ['f32', 'bf16'] as const) {
@@ -24,6 +25,7 @@ test('linearSwiGLU equals swiglu(linear, linear): f32 and bf16 weights, both pre
             for (const t of [1, 2]) {
               T.setNumThreads(t);
               assert.deepEqual(T.linearSwiGLU(x, g, u).toArray(), composed(x, g, u).toArray(), `${M}x${K}x${N} ${wdt} ${prec} ${t}t`);
+              assert.deepEqual(T.linearSwiGLU(x, g, u, gb, ub).toArray(), composed(x, g, u, gb, ub).toArray(), `${M}x${K}x${N} ${wdt} ${prec} ${t}t, biases`);
             }
           }
         }
@@ -55,4 +57,5 @@ test('linearSwiGLU: batched and strided x, gradients through the composed ops, b
   assert.throws(() => T.tidy(() => T.linearSwiGLU(f32([2, 40], 1), f32([24, 40], 1), f32([25, 40], 2))), /linearSwiGLU: gate \[24,40\] float32 and up \[25,40\] float32/);
   assert.throws(() => T.tidy(() => T.linearSwiGLU(f32([2, 41], 1), f32([24, 40], 1), f32([24, 40], 2))), /linearSwiGLU: x \[2,41\] float32 has 41 features, the weights expect 40/);
   assert.throws(() => T.tidy(() => T.linearSwiGLU(f32([2, 40], 1), f32([24, 40], 1), T.cast(f32([24, 40], 2), 'bfloat16'))), /one dtype/);
+  assert.throws(() => T.tidy(() => T.linearSwiGLU(f32([2, 40], 1), f32([24, 40], 1), f32([24, 40], 2), f32([23], 3))), /linearSwiGLU: gate bias must be \[24\] float32, got \[23\] float32/);
 });

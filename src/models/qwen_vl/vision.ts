@@ -17,6 +17,8 @@ import { VisionAttention } from '../seed_vl/vision.ts';
 import { Tensor, tidy, tensor, embedding, indexSelect, reshape } from '../../tensor/index.ts';
 import { add, mul } from '../../tensor/ops/elementwise.ts';
 import { swiglu } from '../../tensor/ops/activation.ts';
+import { linearSwiGLU } from '../../tensor/ops/linear_swiglu.ts';
+import { needsGrad } from '../../tensor/autograd.ts';
 import { rope2dTable, rope2dFreqs, type RopeTable } from '../../tensor/ops/rope.ts';
 import { type QwenVisionConfig, visionHeadDim, visionPatchDim } from './config.ts';
 import { checkGrids, frameSegments, windowLayout, expandGroups, invertPermutation, bilinearTaps, type Grid3 } from './vision_layout.ts';
@@ -48,7 +50,13 @@ export class VisionGatedMLP extends Module {
     this.module('down_proj', downProj);
   }
   forward(x: Tensor): Tensor {
-    return this.downProj.forward(swiglu(this.gateProj.forward(x), this.upProj.forward(x)));
+    const g = this.gateProj, u = this.upProj;
+    if (g.quantized || u.quantized || g.weight.dtype !== u.weight.dtype) return this.downProj.forward(swiglu(g.forward(x), u.forward(x)));
+    // Fused gate/up + SwiGLU (linearSwiGLU): the two [tokens, intermediate] products never reach memory.
+    const h = linearSwiGLU(x, g.weight, u.weight, g.bias, u.bias);
+    const out = this.downProj.forward(h);
+    if (!needsGrad(out)) h.dispose();  // no graph holds it
+    return out;
   }
 }
 

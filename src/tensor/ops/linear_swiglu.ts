@@ -1,5 +1,5 @@
 /**
- * The gate/up front of a SwiGLU feed-forward, silu(x·gateᵀ) ⊙ (x·upᵀ), as one
+ * The gate/up front of a SwiGLU feed-forward, silu(x·gateᵀ + b) ⊙ (x·upᵀ + c), as one
  * native call (native/src/gemm_swiglu.cc). In prefill the two [rows, hidden]
  * products are a layer's largest tensors; fused, they never reach memory
  * (the AMX bf16 path combines each 32-column block while it is in cache).
@@ -17,6 +17,7 @@ interface LinearSwiGLUKernels {
     x: Uint8Array, xOff: number, M: number, K: number, ldx: number,
     gate: Uint8Array, gateOff: number, up: Uint8Array, upOff: number, wDt: number,
     N: number, out: Uint8Array, outOff: number,
+    gateBias: Uint8Array | null, gateBiasOff: number, upBias: Uint8Array | null, upBiasOff: number,
   ): void;
 }
 let LK: LinearSwiGLUKernels | null = null;
@@ -25,11 +26,12 @@ const kernel = (): LinearSwiGLUKernels => (LK ??= kernels<LinearSwiGLUKernels>([
 const fmt = (t: Tensor): string => `[${t.shape}] ${t.dtype}`;
 
 /**
- * silu(x · gateᵀ) ⊙ (x · upᵀ): x [..., in] float32, gate and up [hidden, in]
- * (float32 or bfloat16, the same dtype) → [..., hidden]. Equal to
- * `swiglu(linear(x, gate), linear(x, up))`; float64 and gradients take that composition.
+ * silu(x · gateᵀ + gateBias) ⊙ (x · upᵀ + upBias): x [..., in] float32, gate and up
+ * [hidden, in] (float32 or bfloat16, the same dtype), optional biases [hidden] of x's dtype
+ * → [..., hidden]. Equal to `swiglu(linear(x, gate, gateBias), linear(x, up, upBias))`;
+ * float64 and gradients take that composition.
  */
-export function linearSwiGLU(x: Tensor, gate: Tensor, up: Tensor): Tensor {
+export function linearSwiGLU(x: Tensor, gate: Tensor, up: Tensor, gateBias?: Tensor | null, upBias?: Tensor | null): Tensor {
   if (!(x instanceof Tensor) || !(gate instanceof Tensor) || !(up instanceof Tensor)) {
     throw new TypeError('linearSwiGLU: x, gate and up must be Tensors');
   }
@@ -40,9 +42,15 @@ export function linearSwiGLU(x: Tensor, gate: Tensor, up: Tensor): Tensor {
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
     throw new RangeError(`linearSwiGLU: x ${fmt(x)} has ${x.shape[x.ndim - 1]} features, the weights expect ${inF}`);
   }
-  const native = x.dtype === 'float32' && (gate.dtype === 'float32' || gate.dtype === 'bfloat16') && !needsGrad(x, gate, up);
+  for (const [b, what] of [[gateBias, 'gate bias'], [upBias, 'up bias']] as const) {
+    if (b != null && (!(b instanceof Tensor) || b.ndim !== 1 || b.shape[0] !== outF || b.dtype !== x.dtype)) {
+      throw new RangeError(`linearSwiGLU: ${what} must be [${outF}] ${x.dtype}, got ${b instanceof Tensor ? fmt(b) : typeof b}`);
+    }
+  }
+  const native = x.dtype === 'float32' && (gate.dtype === 'float32' || gate.dtype === 'bfloat16') &&
+    !needsGrad(x, gate, up, gateBias, upBias);
   if (!native) {
-    const g = linear(x, gate), u = linear(x, up);
+    const g = linear(x, gate, gateBias), u = linear(x, up, upBias);
     const out = swiglu(g, u);
     g.dispose();
     u.dispose();
@@ -57,12 +65,14 @@ export function linearSwiGLU(x: Tensor, gate: Tensor, up: Tensor): Tensor {
   };
   try {
     const xs = dense(x), gs = dense(gate), us = dense(up);
+    const gb = gateBias ? dense(gateBias) : null, ub = upBias ? dense(upBias) : null;
     const rows = xs.size / inF;
     const out = empty([...x.shape.slice(0, -1), outF], 'float32');
     try {
       kernel().linearSwiGLU(
         storageBytes(xs), xs.offset, rows, inF, inF, storageBytes(gs), gs.offset, storageBytes(us), us.offset,
         DTYPE_CODE[gate.dtype], outF, storageBytes(out), out.offset,
+        gb ? storageBytes(gb) : null, gb ? gb.offset : 0, ub ? storageBytes(ub) : null, ub ? ub.offset : 0,
       );
     } catch (err) {
       out.dispose();
