@@ -11,13 +11,17 @@
 
 #define SV_ISA_BODY "elementwise_fused_impl.h"
 #include "elementwise_isa_body.h"
-#include "swiglu_rows.h"
+#include "epilogue_rows.h"
 
 namespace sv {
 
 void swiglu_rows_f32(const float* gate, int64_t ldg, const float* up, int64_t ldu, float* out, int64_t ldo,
                      int64_t rows, int64_t cols) {
   SV_ISA_CALL(swiglu_rows, gate, ldg, up, ldu, out, ldo, rows, cols);
+}
+
+void act_rows_f32(float* y, int64_t ldy, int64_t rows, int64_t cols, int act) {
+  SV_ISA_CALL(act_rows, y, ldy, rows, cols, act);
 }
 
 namespace {

@@ -1,7 +1,7 @@
 // Body of the fused elementwise kernels (compiled once per ISA, see
 // elementwise_isa.h): bias + activation over rows, its backward with the
-// bias gradient as a column sum, the SwiGLU backward, and the SwiGLU rows
-// that fused GEMM epilogues apply to blocks still in cache.
+// bias gradient as a column sum, the SwiGLU backward, and the SwiGLU and
+// activation rows that fused GEMM epilogues apply to blocks still in cache.
 
 // y[r, j] = act(x[r, j] + bias[j]); bias may be null.
 template <typename T>
@@ -84,4 +84,15 @@ inline void swiglu_rows(const float* gate, int64_t ldg, const float* up, int64_t
     float* o = out + r * ldo;
     for (int64_t j = 0; j < cols; j++) o[j] = act_fwd<ACT_SILU>(g[j]) * u[j];
   }
+}
+
+// y[r, j] = act(y[r, j]) in place for r < rows, j < cols (row stride ldy). Serial, like swiglu_rows.
+inline void act_rows(float* y, int64_t ldy, int64_t rows, int64_t cols, int act) {
+  with_act(act, [&](auto tag) {
+    constexpr int A = decltype(tag)::value;
+    for (int64_t r = 0; r < rows; r++) {
+      float* __restrict p = y + r * ldy;
+      for (int64_t j = 0; j < cols; j++) p[j] = act_fwd<A, float>(p[j]);
+    }
+  });
 }

@@ -71,10 +71,13 @@ struct GemmF32 {
   int64_t ldc = 0;
   float alpha = 1, beta = 0;
   const float* bias = nullptr;  // N values added to every row, or null
-  // Fused gate/up projection (AMX bf16 path only, see gemm_swiglu.cc): a second bf16 weight laid out as b
+  // Fused gate/up projection (AMX bf16 path only, see gemm_fused.cc): a second bf16 weight laid out as b
   // (transB); C = silu(op(A) op(B) + bias) * (op(A) op(Up) + up_bias), with alpha 1 and beta 0.
   const void* up = nullptr;
   const float* up_bias = nullptr;  // N values, or null
+  // AMX bf16 path only (see gemm_fused.cc): an activation (ActCode, elementwise_math.h) applied to C after the
+  // bias, block by block while in cache; 0 = none. Not with `up`.
+  int act = 0;
   std::vector<int64_t> pA{0}, pB{0}, pC{0};  // parallel items
   std::vector<int64_t> rA{0}, rB{0};          // reduction items
 };

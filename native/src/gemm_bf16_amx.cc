@@ -27,7 +27,7 @@
 // shapes, ~2x that on 2 threads; the tile loads, not TDPBF16PS, bound it (the
 // same loop without loads ran ~2x faster, with operands in L1 ~1.35x).
 #include "gemm_bf16.h"
-#include "swiglu_rows.h"
+#include "epilogue_rows.h"
 #include "threadpool.h"
 #include <algorithm>
 #include <atomic>
@@ -196,13 +196,14 @@ void gemm_bf16_amx(const GemmF32& g) {
             o.beta = g.beta;
             const float* bias = wi == 0 ? g.bias : g.up_bias;
             o.bias = bias ? bias + pn0 : nullptr;
-            o.stream = stream && !wup;  // the fused epilogue reads C back
+            o.stream = stream && !wup && !g.act;  // the fused epilogues read C back
             float* pp = part ? part + (wi * panels + pi) * part_per_panel : nullptr;
             amx_panel_run(p, xp + mt0 * xpanel + s0 * 256, xpanel, mtc, pp, kb > 0, last ? &o : nullptr);
           }
-          if (wup && last) {
+          if (last && (wup || g.act)) {
             float* cb = c + m0 * g.ldc + pn0;
-            swiglu_rows_f32(gate_block, kPanelRows, cb, g.ldc, cb, g.ldc, mr, prow);
+            if (wup) swiglu_rows_f32(gate_block, kPanelRows, cb, g.ldc, cb, g.ldc, mr, prow);
+            else act_rows_f32(cb, g.ldc, mr, prow, g.act);
           }
         }
       }

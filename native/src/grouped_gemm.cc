@@ -21,7 +21,7 @@
 #include "cpu.h"
 #include "dtype.h"
 #include "gemm.h"
-#include "swiglu_rows.h"
+#include "epilogue_rows.h"
 #include "threadpool.h"
 #include <algorithm>
 #include <atomic>

@@ -1,7 +1,10 @@
 import { Tensor, empty, uniform_, linear } from '../tensor/index.ts';
 import { expand } from '../tensor/ops/view.ts';
 import { quantLinear, disposeQuantized, type QuantizedWeight } from '../tensor/ops/quant.ts';
+import { activate, type Activation } from '../tensor/ops/activation.ts';
+import { linearAct } from '../tensor/ops/linear_fused.ts';
 import { Module } from './module.ts';
+import { needsGrad } from '../tensor/autograd.ts';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -99,9 +102,30 @@ export class Linear extends Module {
     return linear(x, this.weight, this.bias ?? undefined);
   }
 
+  /** act(forward(x)); plain weights run it as one fused call (`linearAct`: the output is written once). */
+  forwardAct(x: Tensor, act: Activation): Tensor {
+    if (!this.quantized) return linearAct(x, this.weight, this.bias, act);
+    const y = this.forward(x);
+    const out = activate(y, act);
+    if (out !== y) y.dispose();
+    return out;
+  }
+
   override dispose(): void {
     if (this.quantized) disposeQuantized(this.quantized);
     this.quantized = null;
     super.dispose();
   }
+}
+
+/**
+ * fc2(act(fc1(x))), the two-layer MLP of the vision towers and adapters: fc1 and its activation
+ * fused (`Linear.forwardAct`), the hidden tensor freed as soon as fc2 has read it (when no
+ * gradient graph holds it).
+ */
+export function mlpForward(fc1: Linear, fc2: Linear, x: Tensor, act: Activation): Tensor {
+  const h = fc1.forwardAct(x, act);
+  const out = fc2.forward(h);
+  if (!needsGrad(out)) h.dispose();
+  return out;
 }

@@ -25,7 +25,7 @@ import { Tensor, tensor, empty, zeros, ones, noGrad, tidy, copyInto, uniform_, l
 import { reshape, unsqueeze, cat } from '../tensor/ops/view.ts';
 import { add, mul, div, addScalar, mulScalar, sigmoid, square } from '../tensor/ops/elementwise.ts';
 import { swiglu } from '../tensor/ops/activation.ts';
-import { linearSwiGLU } from '../tensor/ops/linear_swiglu.ts';
+import { linearSwiGLU } from '../tensor/ops/linear_fused.ts';
 import { needsGrad } from '../tensor/autograd.ts';
 import { sum, mean, logsumexp } from '../tensor/ops/reduce.ts';
 import { softmax } from '../tensor/ops/softmax.ts';

@@ -23,5 +23,5 @@ export * from './ops/loss.ts';
 export * from './ops/optim.ts';
 export * from './ops/attention.ts';
 export * from './ops/grouped.ts';
-export * from './ops/linear_swiglu.ts';
+export * from './ops/linear_fused.ts';
 export * from './ops/quant.ts';

@@ -12,12 +12,13 @@
  * after the patch embedding, runs window attention in all blocks except
  * `fullatt_block_indexes`, and restores the natural order after the merger.
  */
-import { Module, Linear, LayerNorm, RMSNorm, activation } from '../../nn/index.ts';
+import { Module, Linear, LayerNorm, RMSNorm, activationKind, mlpForward } from '../../nn/index.ts';
+import type { Activation } from '../../tensor/ops/activation.ts';
 import { VisionAttention } from '../seed_vl/vision.ts';
 import { Tensor, tidy, tensor, embedding, indexSelect, reshape } from '../../tensor/index.ts';
 import { add, mul } from '../../tensor/ops/elementwise.ts';
 import { swiglu } from '../../tensor/ops/activation.ts';
-import { linearSwiGLU } from '../../tensor/ops/linear_swiglu.ts';
+import { linearSwiGLU } from '../../tensor/ops/linear_fused.ts';
 import { needsGrad } from '../../tensor/autograd.ts';
 import { rope2dTable, rope2dFreqs, type RopeTable } from '../../tensor/ops/rope.ts';
 import { type QwenVisionConfig, visionHeadDim, visionPatchDim } from './config.ts';
@@ -28,15 +29,15 @@ export type Trace = (name: string, t: Tensor) => void;
 
 /** fc1 → act → fc2 (Qwen2-VL quick_gelu, Qwen3-VL gelu_tanh), biased. */
 export class VisionFcMLP extends Module {
-  private readonly act: (x: Tensor) => Tensor;
+  private readonly act: Activation;
   constructor(readonly fc1: Linear, readonly fc2: Linear, act: string) {
     super();
     this.module('fc1', fc1);
     this.module('fc2', fc2);
-    this.act = activation(act);
+    this.act = activationKind(act);
   }
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.act(this.fc1.forward(x)));
+    return mlpForward(this.fc1, this.fc2, x, this.act);
   }
 }
 
@@ -97,7 +98,7 @@ export class PatchMerger extends Module {
     const grouped = this.normAfterRegroup
       ? this.norm.forward(reshape(x, [N / this.unit, this.unit * C]))
       : reshape(this.norm.forward(x), [N / this.unit, this.unit * C]);
-    return this.fc2.forward(activation('gelu')(this.fc1.forward(grouped)));
+    return mlpForward(this.fc1, this.fc2, grouped, 'gelu');
   }
 }
 

@@ -7,8 +7,8 @@
  * Seed pools (mean) where the Qwen/Kimi mergers concatenate the 2×2 neighbours,
  * so the adapter input is C_vit wide, not 4·C_vit.
  */
-import { Module, Linear, activation } from '../../nn/index.ts';
-import type { Tensor } from '../../tensor/index.ts';
+import { Module, Linear, activationKind, mlpForward } from '../../nn/index.ts';
+import type { Tensor, Activation } from '../../tensor/index.ts';
 import { avgPool2x2 } from '../../tensor/ops/pool.ts';
 import type { AdapterConfig } from './config.ts';
 import type { FloatDType, ImageGrid } from './vision.ts';
@@ -16,18 +16,18 @@ import type { FloatDType, ImageGrid } from './vision.ts';
 export class Adapter extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
-  private readonly act: (x: Tensor) => Tensor;
+  private readonly act: Activation;
 
   constructor(readonly config: AdapterConfig, visionWidth: number, llmWidth: number, dtype: FloatDType = 'float32') {
     super();
     this.fc1 = this.module('fc1', new Linear(visionWidth, config.hiddenSize, { dtype }));
     this.fc2 = this.module('fc2', new Linear(config.hiddenSize, llmWidth, { dtype }));
-    this.act = activation(config.hiddenAct);
+    this.act = activationKind(config.hiddenAct);
   }
 
   /** features [N, C_vit] in merge-window order → LLM tokens [N/4, D_llm], raster order per image. */
   forward(features: Tensor, grids: readonly ImageGrid[]): Tensor {
     const pooled = avgPool2x2(features, grids);                     // [N/4, C_vit]
-    return this.fc2.forward(this.act(this.fc1.forward(pooled)));   // [N/4, D_llm]
+    return mlpForward(this.fc1, this.fc2, pooled, this.act);       // [N/4, D_llm]
   }
 }

@@ -13,8 +13,8 @@
  * Weight names follow the Qwen2-VL vision tower (`blocks.{i}.attn.qkv`, …) so
  * its weights can serve as a numeric oracle (open-models §13).
  */
-import { Module, Linear, LayerNorm, activation } from '../../nn/index.ts';
-import { Tensor, tidy } from '../../tensor/index.ts';
+import { Module, Linear, LayerNorm, activationKind, mlpForward } from '../../nn/index.ts';
+import { Tensor, tidy, type Activation } from '../../tensor/index.ts';
 import { reshape, select } from '../../tensor/ops/view.ts';
 import { add } from '../../tensor/ops/elementwise.ts';
 import { attention } from '../../tensor/ops/attention.ts';
@@ -111,17 +111,17 @@ export class VisionAttention extends Module {
 export class VisionMLP extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
-  private readonly act: (x: Tensor) => Tensor;
+  private readonly act: Activation;
 
   constructor(v: VisionConfig, dtype: FloatDType) {
     super();
     this.fc1 = this.module('fc1', new Linear(v.hiddenSize, visionMlpSize(v), { dtype }));
     this.fc2 = this.module('fc2', new Linear(visionMlpSize(v), v.hiddenSize, { dtype }));
-    this.act = activation(v.hiddenAct);
+    this.act = activationKind(v.hiddenAct);
   }
 
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.act(this.fc1.forward(x)));
+    return mlpForward(this.fc1, this.fc2, x, this.act);
   }
 }
 

@@ -1,5 +1,5 @@
-// linearSwiGLU: the fused gate/up projection of a SwiGLU feed-forward. It must
-// equal swiglu(linear(x, gate), linear(x, up)) exactly, on the fused AMX path
+// linearSwiGLU and linearAct: linear layers fused with what follows. Each must
+// equal its composition of plain ops exactly, on the fused AMX path
 // (bf16 weights, >= 16 rows, bf16 precision) and on the composed fallbacks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,4 +58,48 @@ test('linearSwiGLU: batched and strided x, gradients through the composed ops, b
   assert.throws(() => T.tidy(() => T.linearSwiGLU(f32([2, 41], 1), f32([24, 40], 1), f32([24, 40], 2))), /linearSwiGLU: x \[2,41\] float32 has 41 features, the weights expect 40/);
   assert.throws(() => T.tidy(() => T.linearSwiGLU(f32([2, 40], 1), f32([24, 40], 1), T.cast(f32([24, 40], 2), 'bfloat16'))), /one dtype/);
   assert.throws(() => T.tidy(() => T.linearSwiGLU(f32([2, 40], 1), f32([24, 40], 1), f32([24, 40], 2), f32([23], 3))), /linearSwiGLU: gate bias must be \[24\] float32, got \[23\] float32/);
+});
+
+test('linearAct equals activate(linear): every activation, f32 and bf16 weights, both precisions, 1 and 2 threads', () => {
+  const prevPrec = matmulPrecision(), prevThreads = T.numThreads();
+  try {
+    T.tidy(() => {
+      for (const [M, K, N] of [[3, 64, 100], [16, 96, 70], [40, 2085, 45], [300, 256, 300]]) {
+        const x = f32([M, K], M + 1), wf = f32([N, K], N + 2), b = f32([N], 9);
+        for (const wdt of ['float32', 'bfloat16'] as const) {
+          const w = T.cast(wf, wdt);
+          for (const prec of ['f32', 'bf16'] as const) {
+            setMatmulPrecision(prec);
+            for (const act of ['relu', 'gelu', 'geluTanh', 'quickGelu', 'silu', 'sigmoid', 'tanh'] as const) {
+              for (const t of [1, 2]) {
+                T.setNumThreads(t);
+                const what = `${M}x${K}x${N} ${wdt} ${prec} ${act} ${t}t`;
+                assert.deepEqual(T.linearAct(x, w, b, act).toArray(), T.activate(T.linear(x, w, b), act).toArray(), what);
+                if (act === 'gelu') assert.deepEqual(T.linearAct(x, w, null, act).toArray(), T.gelu(T.linear(x, w)).toArray(), `${what}, no bias`);
+              }
+            }
+          }
+        }
+      }
+    });
+  } finally {
+    setMatmulPrecision(prevPrec);
+    T.setNumThreads(prevThreads);
+  }
+});
+
+test('linearAct: gradients through the composed ops, bad inputs', () => {
+  T.tidy(() => {
+    const w = randomTensor([24, 40], 6), b = randomTensor([24], 7);
+    const xg = randomTensor([5, 40], 5), xr = randomTensor([5, 40], 5);
+    xg.requiresGrad = true;
+    xr.requiresGrad = true;
+    T.backward(T.sum(T.linearAct(xg, w, b, 'geluTanh')));
+    T.backward(T.sum(T.geluTanh(T.linear(xr, w, b))));
+    assert.deepEqual(xg.grad!.toArray(), xr.grad!.toArray());
+  });
+  assert.throws(() => T.tidy(() => T.linearAct(f32([2, 40], 1), f32([24, 40], 1), null, 'none')), /linearAct: unknown activation 'none'/);
+  assert.throws(() => T.tidy(() => T.linearAct(f32([2, 40], 1), f32([24, 40], 1), null, 'swish' as never)), /linearAct: unknown activation 'swish'/);
+  assert.throws(() => T.tidy(() => T.linearAct(f32([2, 41], 1), f32([24, 40], 1), null, 'gelu')), /linearAct: x \[2,41\] float32 has 41 features/);
+  assert.throws(() => T.tidy(() => T.linearAct(f32([2, 40], 1), f32([24, 40], 1), f32([3], 1), 'gelu')), /linearAct: bias must be \[24\] float32, got \[3\] float32/);
 });
