@@ -97,6 +97,10 @@ test('linearAct: gradients through the composed ops, bad inputs', () => {
     T.backward(T.sum(T.linearAct(xg, w, b, 'geluTanh')));
     T.backward(T.sum(T.geluTanh(T.linear(xr, w, b))));
     assert.deepEqual(xg.grad!.toArray(), xr.grad!.toArray());
+    // Empty shapes: no rows, no outputs, no inputs.
+    assert.deepEqual(T.linearAct(f32([0, 40], 1), f32([24, 40], 2), null, 'gelu').shape, [0, 24]);
+    assert.deepEqual(T.linearAct(f32([3, 40], 1), f32([0, 40], 2), null, 'gelu').shape, [3, 0]);
+    assert.deepEqual(T.linearSwiGLU(f32([3, 0], 1), f32([5, 0], 2), f32([5, 0], 3)).toArray(), new Array(15).fill(0));
   });
   assert.throws(() => T.tidy(() => T.linearAct(f32([2, 40], 1), f32([24, 40], 1), null, 'none')), /linearAct: unknown activation 'none'/);
   assert.throws(() => T.tidy(() => T.linearAct(f32([2, 40], 1), f32([24, 40], 1), null, 'swish' as never)), /linearAct: unknown activation 'swish'/);

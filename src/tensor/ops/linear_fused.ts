@@ -55,7 +55,7 @@ export function linearSwiGLU(x: Tensor, gate: Tensor, up: Tensor, gateBias?: Ten
       throw new RangeError(`linearSwiGLU: ${what} must be [${outF}] ${x.dtype}, got ${b instanceof Tensor ? fmt(b) : typeof b}`);
     }
   }
-  const native = x.dtype === 'float32' && (gate.dtype === 'float32' || gate.dtype === 'bfloat16') &&
+  const native = x.dtype === 'float32' && (gate.dtype === 'float32' || gate.dtype === 'bfloat16') && inF > 0 && outF > 0 &&
     !needsGrad(x, gate, up, gateBias, upBias);
   if (!native) {
     const g = linear(x, gate, gateBias), u = linear(x, up, upBias);
@@ -110,7 +110,8 @@ export function linearAct(x: Tensor, w: Tensor, bias: Tensor | null | undefined,
   if (bias != null && (!(bias instanceof Tensor) || bias.ndim !== 1 || bias.shape[0] !== outF || bias.dtype !== x.dtype)) {
     throw new RangeError(`linearAct: bias must be [${outF}] ${x.dtype}, got ${bias instanceof Tensor ? fmt(bias) : typeof bias}`);
   }
-  const native = x.dtype === 'float32' && (w.dtype === 'float32' || w.dtype === 'bfloat16') && !needsGrad(x, w, bias);
+  const native = x.dtype === 'float32' && (w.dtype === 'float32' || w.dtype === 'bfloat16') && inF > 0 && outF > 0 &&
+    !needsGrad(x, w, bias);
   if (!native) {
     const y = linear(x, w, bias);
     const out = activate(y, act);
