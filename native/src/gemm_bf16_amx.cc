@@ -133,8 +133,8 @@ void gemm_bf16_amx(const GemmF32& g) {
     auto run_task = [&](int64_t t) {
       // Tasks in rounds of one activation chunk per thread, W groups outer within a round: the threads
       // claim alternately, so each keeps working on its own chunk (packed, in its L2) while they walk the
-      // same W groups together and one read of a group from memory serves both (measured 2-6% faster
-      // prefill than a chunk at a time on Qwen2.5-VL-3B shapes, where W is read once per chunk).
+      // same W groups together and one read of a group from memory serves both (Qwen2.5-VL-3B prefill,
+      // where W is read once per chunk: 0-6% faster than a chunk at a time in three paired runs).
       const int64_t round = t / (groups * cpr), c0 = round * cpr, nc = std::min(cpr, mchunks - c0);
       const int64_t r = t - round * groups * cpr;
       const int64_t gi = r / nc, ci = c0 + r % nc;

@@ -20,6 +20,11 @@
 // 32-row block of the chunk; partial sums between depth blocks stay in tile
 // layout in a per-thread buffer. Each C element's sum runs in the same K order
 // whatever the blocking, so results do not depend on the thread count.
+//
+// Measured (dev VM, 2 threads, 128 experts x 32 rows as Hub views, one MoE layer): gate/up
+// (2048 -> 2 x 768) 48-57 ms against 81 with the transposer and 44 with contiguous [out, in]
+// copies; down (768 -> 2048) 23-25 ms against 41 and 21. Interleaving runs near the read
+// bandwidth; what the copies still gain is the overlap of their memory stream with the tiles.
 #pragma GCC target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
 #include "gemm_bf16.h"
 #include "threadpool.h"
