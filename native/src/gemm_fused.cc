@@ -1,8 +1,8 @@
 // JS entry points of the fused GEMMs: the gate/up projection of a SwiGLU
 // feed-forward, and a linear layer followed by its activation.
 //
-//   linearSwiGLU(x, xOff, M, K, ldx, gate, gateOff, up, upOff, wDt, N, out, outOff,
-//                gateBias, gateBiasOff, upBias, upBiasOff)
+//   linearSwiGLU(x, xOff, M, K, ldx, wDt, N, out, outOff,
+//                gate, gateOff, gateBias, gateBiasOff, up, upOff, upBias, upBiasOff)
 //
 // out[M, N] (row stride N) = silu(x gateᵀ + gateBias) * (x upᵀ + upBias): x f32
 // rows of K values at stride ldx; gate and up [N, K] weights with contiguous
@@ -17,7 +17,7 @@
 // no AMX, few rows: the streaming GEMV) the two products run as usual and the
 // combination follows; the results are the same as linear, linear and swiglu.
 //
-//   linearAct(x, xOff, M, K, ldx, w, wOff, wDt, N, bias, biasOff, act, out, outOff)
+//   linearAct(x, xOff, M, K, ldx, wDt, N, out, outOff, w, wOff, bias, biasOff, act)
 //
 // out[M, N] = act(x wᵀ + bias), act an ActCode (1..7): the MLP up-projections of
 // the vision towers and the adapter (fc1 → GELU), whose [tokens, 4·C] output is
@@ -30,47 +30,32 @@
 #include "epilogue_rows.h"
 #include "threadpool.h"
 #include <algorithm>
+#include <string>
 #include <vector>
 
 namespace sv {
+namespace {
 
-SV_KERNEL(linearSwiGLU) {
-  const char* op = "linearSwiGLU";
-  checkArgc(info, 17, op);
+// Arguments 0-8 (x, xOff, M, K, ldx, wDt, N, out, outOff), checked: the GEMM with A, C and the sizes
+// set (B still to come), x read as [M, K] at row stride ldx and C written as [M, N].
+gemm::GemmF32 parse_common(const Napi::CallbackInfo& info, const char* op) {
   auto x = arr<uint8_t>(info, 0, op, "x");
   const int64_t xOff = i64(info, 1, op, "xOff"), M = i64(info, 2, op, "M"), K = i64(info, 3, op, "K");
   const int64_t ldx = i64(info, 4, op, "ldx");
-  auto gate = arr<uint8_t>(info, 5, op, "gate");
-  const int64_t gateOff = i64(info, 6, op, "gateOff");
-  auto up = arr<uint8_t>(info, 7, op, "up");
-  const int64_t upOff = i64(info, 8, op, "upOff");
-  const int wDt = static_cast<int>(i64(info, 9, op, "wDt"));
-  const int64_t N = i64(info, 10, op, "N");
-  auto out = arr<uint8_t>(info, 11, op, "out");
-  const int64_t outOff = i64(info, 12, op, "outOff");
-  auto bias_arg = [&](size_t i, const char* what) -> const float* {
-    if (info[i].IsNull() || info[i].IsUndefined()) return nullptr;
-    auto b = arr<uint8_t>(info, i, op, what);
-    const int64_t off = i64(info, i + 1, op, what);
-    check(off >= 0 && (off + N) * 4 <= static_cast<int64_t>(b.len),
-          std::string("linearSwiGLU: ") + what + " [" + std::to_string(N) + "] overruns its storage");
-    return reinterpret_cast<const float*>(b.ptr) + off;
-  };
-  check(wDt == F32 || wDt == BF16, "linearSwiGLU: weights must be float32 or bfloat16 (dtype code " + std::to_string(wDt) + ")");
-  check(M >= 0 && K >= 1 && N >= 1, "linearSwiGLU: bad sizes M=" + std::to_string(M) + " K=" + std::to_string(K) +
-                                        " N=" + std::to_string(N));
-  check(xOff >= 0 && gateOff >= 0 && upOff >= 0 && outOff >= 0 && ldx >= K, "linearSwiGLU: bad offsets or x row stride");
-  const int eb = wDt == BF16 ? 2 : 4;
-  check((gateOff + N * K) * eb <= static_cast<int64_t>(gate.len), "linearSwiGLU: gate [" + std::to_string(N) + ", " +
-                                                                      std::to_string(K) + "] overruns its storage");
-  check((upOff + N * K) * eb <= static_cast<int64_t>(up.len), "linearSwiGLU: up [" + std::to_string(N) + ", " +
-                                                                  std::to_string(K) + "] overruns its storage");
-  if (M == 0) return info.Env().Undefined();
-  check((xOff + (M - 1) * ldx + K) * 4 <= static_cast<int64_t>(x.len), "linearSwiGLU: x [" + std::to_string(M) + ", " +
-                                                                            std::to_string(K) + "] overruns its storage");
-  check((outOff + M * N) * 4 <= static_cast<int64_t>(out.len), "linearSwiGLU: out [" + std::to_string(M) + ", " +
-                                                                   std::to_string(N) + "] overruns its storage");
-
+  const int wDt = static_cast<int>(i64(info, 5, op, "wDt"));
+  const int64_t N = i64(info, 6, op, "N");
+  auto out = arr<uint8_t>(info, 7, op, "out");
+  const int64_t outOff = i64(info, 8, op, "outOff");
+  const std::string o(op);
+  check(wDt == F32 || wDt == BF16, o + ": weights must be float32 or bfloat16 (dtype code " + std::to_string(wDt) + ")");
+  check(M >= 0 && K >= 1 && N >= 1, o + ": bad sizes M=" + std::to_string(M) + " K=" + std::to_string(K) + " N=" + std::to_string(N));
+  check(xOff >= 0 && outOff >= 0 && ldx >= K, o + ": bad offsets or x row stride");
+  if (M > 0) {
+    check((xOff + (M - 1) * ldx + K) * 4 <= static_cast<int64_t>(x.len),
+          o + ": x [" + std::to_string(M) + ", " + std::to_string(K) + "] overruns its storage");
+    check((outOff + M * N) * 4 <= static_cast<int64_t>(out.len),
+          o + ": out [" + std::to_string(M) + ", " + std::to_string(N) + "] overruns its storage");
+  }
   gemm::GemmF32 g;
   g.M = M;
   g.N = N;
@@ -80,26 +65,64 @@ SV_KERNEL(linearSwiGLU) {
   g.btype = wDt == BF16 ? gemm::B_BF16 : gemm::B_F32;
   g.transB = true;
   g.ldb = K;
-  g.b = gate.ptr + gateOff * eb;
-  float* c = reinterpret_cast<float*>(out.ptr) + outOff;
-  g.c = c;
+  g.c = reinterpret_cast<float*>(out.ptr) + outOff;
   g.ldc = N;
-  g.bias = bias_arg(13, "gate bias");
-  const float* up_bias = bias_arg(15, "up bias");
-  // At 16 rows and more the AMX tiles are full enough to beat the streaming GEMV the dispatcher picks for thin x.
-  if (M >= 16 && gemm::bf16_gemm_applies(g) && gemm::bf16_use_amx && gemm::bf16_amx_available()) {
-    g.up = up.ptr + upOff * eb;
-    g.up_bias = up_bias;
+  return g;
+}
+
+struct WeightArg {
+  const void* w;
+  const float* bias;  // or null
+};
+
+// A weight [N, K] (storage, offset at i, i+1) and its bias (f32 storage or null, offset at i+2, i+3), checked.
+WeightArg parse_weight(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what, const gemm::GemmF32& g) {
+  const std::string o = std::string(op) + ": " + what;
+  auto w = arr<uint8_t>(info, i, op, what);
+  const int64_t off = i64(info, i + 1, op, what);
+  const int eb = g.btype == gemm::B_BF16 ? 2 : 4;
+  check(off >= 0 && (off + g.N * g.K) * eb <= static_cast<int64_t>(w.len),
+        o + " [" + std::to_string(g.N) + ", " + std::to_string(g.K) + "] overruns its storage");
+  WeightArg r{w.ptr + off * eb, nullptr};
+  if (!info[i + 2].IsNull() && !info[i + 2].IsUndefined()) {
+    auto b = arr<uint8_t>(info, i + 2, op, what);
+    const int64_t boff = i64(info, i + 3, op, what);
+    check(boff >= 0 && (boff + g.N) * 4 <= static_cast<int64_t>(b.len), o + " bias [" + std::to_string(g.N) + "] overruns its storage");
+    r.bias = reinterpret_cast<const float*>(b.ptr) + boff;
+  }
+  return r;
+}
+
+// At 16 rows and more the AMX tiles are full enough to beat the streaming GEMV the dispatcher picks for thin x.
+bool fused_on_amx(const gemm::GemmF32& g) {
+  return g.M >= 16 && gemm::bf16_gemm_applies(g) && gemm::bf16_use_amx && gemm::bf16_amx_available();
+}
+
+}  // namespace
+
+SV_KERNEL(linearSwiGLU) {
+  const char* op = "linearSwiGLU";
+  checkArgc(info, 17, op);
+  gemm::GemmF32 g = parse_common(info, op);
+  const WeightArg gate = parse_weight(info, 9, op, "gate", g), up = parse_weight(info, 13, op, "up", g);
+  if (g.M == 0) return info.Env().Undefined();
+  g.b = gate.w;
+  g.bias = gate.bias;
+  if (fused_on_amx(g)) {
+    g.up = up.w;
+    g.up_bias = up.bias;
     gemm::gemm_bf16_amx(g);
     return info.Env().Undefined();
   }
   gemm::gemm_f32(g);  // gate products into out
+  const int64_t M = g.M, N = g.N;
   std::vector<float> u(static_cast<size_t>(M * N));
   gemm::GemmF32 gu = g;
-  gu.b = up.ptr + upOff * eb;
+  gu.b = up.w;
   gu.c = u.data();
-  gu.bias = up_bias;
+  gu.bias = up.bias;
   gemm::gemm_f32(gu);
+  float* c = g.c;
   parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t r0, int64_t r1) {
     swiglu_rows_f32(c + r0 * N, N, u.data() + r0 * N, N, c + r0 * N, N, r1 - r0, N);
   });
@@ -109,57 +132,22 @@ SV_KERNEL(linearSwiGLU) {
 SV_KERNEL(linearAct) {
   const char* op = "linearAct";
   checkArgc(info, 14, op);
-  auto x = arr<uint8_t>(info, 0, op, "x");
-  const int64_t xOff = i64(info, 1, op, "xOff"), M = i64(info, 2, op, "M"), K = i64(info, 3, op, "K");
-  const int64_t ldx = i64(info, 4, op, "ldx");
-  auto w = arr<uint8_t>(info, 5, op, "w");
-  const int64_t wOff = i64(info, 6, op, "wOff");
-  const int wDt = static_cast<int>(i64(info, 7, op, "wDt"));
-  const int64_t N = i64(info, 8, op, "N");
-  const int act = static_cast<int>(i64(info, 11, op, "act"));
-  auto out = arr<uint8_t>(info, 12, op, "out");
-  const int64_t outOff = i64(info, 13, op, "outOff");
-  check(wDt == F32 || wDt == BF16, "linearAct: weights must be float32 or bfloat16 (dtype code " + std::to_string(wDt) + ")");
+  gemm::GemmF32 g = parse_common(info, op);
+  const WeightArg w = parse_weight(info, 9, op, "w", g);
+  const int act = static_cast<int>(i64(info, 13, op, "act"));
   check(act >= 1 && act <= 7, "linearAct: unknown activation code " + std::to_string(act));
-  check(M >= 0 && K >= 1 && N >= 1, "linearAct: bad sizes M=" + std::to_string(M) + " K=" + std::to_string(K) +
-                                        " N=" + std::to_string(N));
-  check(xOff >= 0 && wOff >= 0 && outOff >= 0 && ldx >= K, "linearAct: bad offsets or x row stride");
-  const int eb = wDt == BF16 ? 2 : 4;
-  check((wOff + N * K) * eb <= static_cast<int64_t>(w.len),
-        "linearAct: w [" + std::to_string(N) + ", " + std::to_string(K) + "] overruns its storage");
-  const float* bias = nullptr;
-  if (!info[9].IsNull() && !info[9].IsUndefined()) {
-    auto b = arr<uint8_t>(info, 9, op, "bias");
-    const int64_t off = i64(info, 10, op, "biasOff");
-    check(off >= 0 && (off + N) * 4 <= static_cast<int64_t>(b.len), "linearAct: bias [" + std::to_string(N) + "] overruns its storage");
-    bias = reinterpret_cast<const float*>(b.ptr) + off;
-  }
-  if (M == 0) return info.Env().Undefined();
-  check((xOff + (M - 1) * ldx + K) * 4 <= static_cast<int64_t>(x.len), "linearAct: x [" + std::to_string(M) + ", " +
-                                                                            std::to_string(K) + "] overruns its storage");
-  check((outOff + M * N) * 4 <= static_cast<int64_t>(out.len), "linearAct: out [" + std::to_string(M) + ", " +
-                                                                   std::to_string(N) + "] overruns its storage");
-  gemm::GemmF32 g;
-  g.M = M;
-  g.N = N;
-  g.K = K;
-  g.a = reinterpret_cast<const float*>(x.ptr) + xOff;
-  g.lda = ldx;
-  g.btype = wDt == BF16 ? gemm::B_BF16 : gemm::B_F32;
-  g.transB = true;
-  g.ldb = K;
-  g.b = w.ptr + wOff * eb;
-  float* c = reinterpret_cast<float*>(out.ptr) + outOff;
-  g.c = c;
-  g.ldc = N;
-  g.bias = bias;
-  if (M >= 16 && gemm::bf16_gemm_applies(g) && gemm::bf16_use_amx && gemm::bf16_amx_available()) {
+  if (g.M == 0) return info.Env().Undefined();
+  g.b = w.w;
+  g.bias = w.bias;
+  if (fused_on_amx(g)) {
     g.act = act;
     gemm::gemm_bf16_amx(g);
     return info.Env().Undefined();
   }
   gemm::gemm_f32(g);
-  parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t r0, int64_t r1) { act_rows_f32(c + r0 * N, N, r1 - r0, N, act); });
+  const int64_t N = g.N;
+  float* c = g.c;
+  parallel_for(g.M, std::max<int64_t>(1, 16384 / N), [&](int64_t r0, int64_t r1) { act_rows_f32(c + r0 * N, N, r1 - r0, N, act); });
   return info.Env().Undefined();
 }
 

@@ -11,7 +11,9 @@
 #include <cstdint>
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
+// avx512bf16 only for the intrinsic of dequant_rows_bf16_avx512 (called where the CPU has it); the
+// rest uses no bf16 type, so nothing else here can come out as a bf16 instruction.
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")
 
 namespace sv {
 namespace quant {
@@ -101,12 +103,17 @@ void rows(const QGemv& g, int64_t n0, int64_t n1) {
 
 }  // namespace
 
-void dequant_rows_avx512(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0, int64_t n1,
-                         float* dst) {
+namespace {
+
+// Dequantises rows [n0, n1) 32 weights at a time (int8: cvt and one multiply by the group scale; int4:
+// nibble split, cvt, one FMA scale*u - 8*scale) and hands each pair of 16-value vectors to
+// store(row n - n0, k, first 16, next 16).
+template <class Store>
+inline void dequant_rows_with(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0,
+                              int64_t n1, Store store) {
   const int64_t ng = K / G, rb = row_bytes(bits, K);
   const __m128i lowMask = _mm_set1_epi8(0x0F);
   for (int64_t n = n0; n < n1; n++) {
-    float* o = dst + (n - n0) * K;
     const uint8_t* qr = q + n * rb;
     for (int64_t gi = 0; gi < ng; gi++) {
       const float sc = scale_of(scales, n * ng + gi);
@@ -115,47 +122,35 @@ void dequant_rows_avx512(int bits, int64_t G, int64_t K, const uint8_t* q, const
         if (bits == 8) {
           const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k));
           const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k + 16));
-          _mm512_storeu_ps(o + k, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b0)), s));
-          _mm512_storeu_ps(o + k + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b1)), s));
+          store(n - n0, k, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b0)), s),
+                _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b1)), s));
         } else {
           const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k / 2));
           const __m128i lo = _mm_and_si128(b, lowMask), hi = _mm_and_si128(_mm_srli_epi16(b, 4), lowMask);
-          _mm512_storeu_ps(o + k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), s, off));
-          _mm512_storeu_ps(o + k + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), s, off));
+          store(n - n0, k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), s, off),
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), s, off));
         }
       }
     }
   }
 }
 
-__attribute__((target("avx512bf16"))) void dequant_rows_bf16_avx512(int bits, int64_t G, int64_t K, const uint8_t* q,
-                                                                    const uint16_t* scales, int64_t n0, int64_t n1,
-                                                                    uint16_t* dst) {
-  const int64_t ng = K / G, rb = row_bytes(bits, K);
-  const __m128i lowMask = _mm_set1_epi8(0x0F);
-  for (int64_t n = n0; n < n1; n++) {
-    uint16_t* o = dst + (n - n0) * K;
-    const uint8_t* qr = q + n * rb;
-    for (int64_t gi = 0; gi < ng; gi++) {
-      const float sc = scale_of(scales, n * ng + gi);
-      const __m512 s = _mm512_set1_ps(sc), off = _mm512_set1_ps(-8.0f * sc);
-      for (int64_t k = gi * G; k < (gi + 1) * G; k += 32) {
-        __m512 v0, v1;  // the f32 values of dequant_rows_avx512, then rounded to bf16 (nearest even)
-        if (bits == 8) {
-          const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k));
-          const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k + 16));
-          v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b0)), s);
-          v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b1)), s);
-        } else {
-          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qr + k / 2));
-          const __m128i lo = _mm_and_si128(b, lowMask), hi = _mm_and_si128(_mm_srli_epi16(b, 4), lowMask);
-          v0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), s, off);
-          v1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), s, off);
-        }
-        _mm512_storeu_si512(o + k, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
-      }
-    }
-  }
+}  // namespace
+
+void dequant_rows_avx512(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0, int64_t n1,
+                         float* dst) {
+  dequant_rows_with(bits, G, K, q, scales, n0, n1, [&](int64_t r, int64_t k, __m512 v0, __m512 v1) {
+    _mm512_storeu_ps(dst + r * K + k, v0);
+    _mm512_storeu_ps(dst + r * K + k + 16, v1);
+  });
+}
+
+void dequant_rows_bf16_avx512(int bits, int64_t G, int64_t K, const uint8_t* q, const uint16_t* scales, int64_t n0,
+                              int64_t n1, uint16_t* dst) {
+  // The f32 values rounded to bf16 (nearest even).
+  dequant_rows_with(bits, G, K, q, scales, n0, n1, [&](int64_t r, int64_t k, __m512 v0, __m512 v1) {
+    _mm512_storeu_si512(dst + r * K + k, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+  });
 }
 
 void qgemv_avx512(const QGemv& g, int64_t n0, int64_t n1) {

@@ -16,8 +16,6 @@
 #include "quant_vnni.h"
 #include "threadpool.h"
 #include <algorithm>
-#include <cstdlib>
-#include <new>
 #include <atomic>
 #include <vector>
 
@@ -192,23 +190,7 @@ void run_gemm(const QGemv& g, int64_t M) {
 // int4 13.2 ms vs 67.7, int8 13.7 vs 95.0; 64 rows: 2.9 vs 8.3 and 3.2 vs 10.9). The activations are
 // rounded to bf16 as everywhere under the switch (the VNNI path rounds them to int8; against the f32
 // product of the dequantised weights the bf16 path measured about half its error).
-struct AlignedTile {
-  uint16_t* p = nullptr;
-  size_t cap = 0;
-  uint16_t* get(size_t n) {
-    if (n <= cap) return p;
-    std::free(p);
-    p = static_cast<uint16_t*>(std::aligned_alloc(64, (n * 2 + 63) / 64 * 64));
-    if (!p) {
-      cap = 0;
-      throw std::bad_alloc();
-    }
-    cap = n;
-    return p;
-  }
-  ~AlignedTile() { std::free(p); }
-};
-thread_local AlignedTile t_bf16_tile;
+thread_local gemm::Buf t_bf16_tile;  // the dequantised bf16 weight tile, 64-byte aligned
 
 bool amx_prefill_applies(const QGemv& g, int64_t M) {
   if (M < amx_min_rows(g.bits) || isa() != Isa::Avx512) return false;
@@ -218,7 +200,7 @@ bool amx_prefill_applies(const QGemv& g, int64_t M) {
 
 void run_gemm_amx(const QGemv& g, int64_t M) {
   const int64_t nb = std::clamp<int64_t>((int64_t(8) << 20) / (2 * g.K) / 32 * 32, 32, ceil_div(g.N, 32) * 32);
-  uint16_t* tile = t_bf16_tile.get(static_cast<size_t>(nb * g.K));
+  uint16_t* tile = reinterpret_cast<uint16_t*>(t_bf16_tile.get(static_cast<size_t>(nb * g.K / 2)));
   for (int64_t n0 = 0; n0 < g.N; n0 += nb) {
     const int64_t n1 = std::min(g.N, n0 + nb);
     parallel_for(n1 - n0, 8, [&](int64_t a, int64_t b) {

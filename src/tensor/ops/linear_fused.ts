@@ -17,16 +17,9 @@ import { linear } from './matmul.ts';
 import { swiglu, activate, ACT, type Activation } from './activation.ts';
 
 interface LinearFusedKernels {
-  linearSwiGLU(
-    x: Uint8Array, xOff: number, M: number, K: number, ldx: number,
-    gate: Uint8Array, gateOff: number, up: Uint8Array, upOff: number, wDt: number,
-    N: number, out: Uint8Array, outOff: number,
-    gateBias: Uint8Array | null, gateBiasOff: number, upBias: Uint8Array | null, upBiasOff: number,
-  ): void;
-  linearAct(
-    x: Uint8Array, xOff: number, M: number, K: number, ldx: number, w: Uint8Array, wOff: number, wDt: number,
-    N: number, bias: Uint8Array | null, biasOff: number, act: number, out: Uint8Array, outOff: number,
-  ): void;
+  // Both: x, xOff, M, K, ldx, wDt, N, out, outOff, then each weight as (storage, offset, bias | null, bias offset).
+  linearSwiGLU(...args: (Uint8Array | number | null)[]): void;
+  linearAct(...args: (Uint8Array | number | null)[]): void;
 }
 let LK: LinearFusedKernels | null = null;
 const kernel = (): LinearFusedKernels => (LK ??= kernels<LinearFusedKernels>(['linearSwiGLU', 'linearAct']));
@@ -64,32 +57,7 @@ export function linearSwiGLU(x: Tensor, gate: Tensor, up: Tensor, gateBias?: Ten
     u.dispose();
     return out;
   }
-  const owned: Tensor[] = [];
-  const dense = (t: Tensor): Tensor => {
-    if (t.isContiguous) return t;
-    const c = contiguousCopy(t);
-    owned.push(c);
-    return c;
-  };
-  try {
-    const xs = dense(x), gs = dense(gate), us = dense(up);
-    const gb = gateBias ? dense(gateBias) : null, ub = upBias ? dense(upBias) : null;
-    const rows = xs.size / inF;
-    const out = empty([...x.shape.slice(0, -1), outF], 'float32');
-    try {
-      kernel().linearSwiGLU(
-        storageBytes(xs), xs.offset, rows, inF, inF, storageBytes(gs), gs.offset, storageBytes(us), us.offset,
-        DTYPE_CODE[gate.dtype], outF, storageBytes(out), out.offset,
-        gb ? storageBytes(gb) : null, gb ? gb.offset : 0, ub ? storageBytes(ub) : null, ub ? ub.offset : 0,
-      );
-    } catch (err) {
-      out.dispose();
-      throw err;
-    }
-    return out;
-  } finally {
-    for (const t of owned) t.dispose();
-  }
+  return runFused('linearSwiGLU', x, inF, outF, gate.dtype, [[gate, gateBias], [up, upBias]]);
 }
 
 /**
@@ -118,6 +86,14 @@ export function linearAct(x: Tensor, w: Tensor, bias: Tensor | null | undefined,
     if (out !== y) y.dispose();
     return out;
   }
+  return runFused('linearAct', x, inF, outF, w.dtype, [[w, bias]], ACT[act]);
+}
+
+/** The native call of a fused linear: x and the weights made contiguous, out [..., outF] float32. */
+function runFused(
+  name: 'linearSwiGLU' | 'linearAct', x: Tensor, inF: number, outF: number, wDtype: Tensor['dtype'],
+  weights: [Tensor, Tensor | null | undefined][], ...extra: number[]
+): Tensor {
   const owned: Tensor[] = [];
   const dense = (t: Tensor): Tensor => {
     if (t.isContiguous) return t;
@@ -126,13 +102,15 @@ export function linearAct(x: Tensor, w: Tensor, bias: Tensor | null | undefined,
     return c;
   };
   try {
-    const xs = dense(x), ws = dense(w), bs = bias ? dense(bias) : null;
+    const xs = dense(x);
+    const wargs: (Uint8Array | number | null)[] = [];
+    for (const [w, b] of weights) {
+      const ws = dense(w), bs = b ? dense(b) : null;
+      wargs.push(storageBytes(ws), ws.offset, bs ? storageBytes(bs) : null, bs ? bs.offset : 0);
+    }
     const out = empty([...x.shape.slice(0, -1), outF], 'float32');
     try {
-      kernel().linearAct(
-        storageBytes(xs), xs.offset, xs.size / inF, inF, inF, storageBytes(ws), ws.offset, DTYPE_CODE[w.dtype], outF,
-        bs ? storageBytes(bs) : null, bs ? bs.offset : 0, ACT[act], storageBytes(out), out.offset,
-      );
+      kernel()[name](storageBytes(xs), xs.offset, xs.size / inF, inF, inF, DTYPE_CODE[wDtype], outF, storageBytes(out), out.offset, ...wargs, ...extra);
     } catch (err) {
       out.dispose();
       throw err;
