@@ -22,7 +22,7 @@
 import { Module } from './module.ts';
 import { Linear } from './linear.ts';
 import { Tensor, tensor, empty, zeros, ones, noGrad, tidy, copyInto, uniform_, linear } from '../tensor/index.ts';
-import { reshape, unsqueeze, cat } from '../tensor/ops/view.ts';
+import { reshape, unsqueeze, cat, narrow } from '../tensor/ops/view.ts';
 import { add, mul, div, addScalar, mulScalar, sigmoid, square } from '../tensor/ops/elementwise.ts';
 import { swiglu } from '../tensor/ops/activation.ts';
 import { linearSwiGLU } from '../tensor/ops/linear_fused.ts';
@@ -306,15 +306,42 @@ export class MoE extends Module {
     // Each expert runs once on its contiguous block of gathered rows; empty
     // experts are skipped inside groupedLinear (no work, no gradient).
     const rows = indexSelect(x, 0, plan.tokens);                      // [T·k, d], expert order
-    const weightsOf = (pick: (e: SwiGLU) => Linear): Tensor[] => this.experts.map((e) => pick(e).weight);
-    // silu(gate) ⊙ up: one fused native call for all experts at inference.
-    const hidden = groupedSwiGLU(rows, weightsOf((e) => e.gateProj), weightsOf((e) => e.upProj), plan.offsets);
-    const expertOut = groupedLinear(hidden, weightsOf((e) => e.downProj), plan.offsets); // [T·k, d]
+    const expertOut = this.experts.some((e) => e.gateProj.quantized || e.upProj.quantized || e.downProj.quantized)
+      ? this.quantizedExperts(rows, plan.offsets)
+      : this.groupedExperts(rows, plan.offsets);                        // [T·k, d]
     const gates = indexSelect(reshape(routing.weights, [T * k]), 0, plan.order); // [T·k], dispatch order
     const weighted = mul(expertOut, unsqueeze(gates, 1));             // [T·k, d]
     let out = indexAdd(zeros([T, d], x.dtype), 0, plan.tokens, weighted); // each token sums its k experts
     if (this.sharedExperts) out = add(out, this.sharedExperts.forward(x));
     return { out, routing, counts: plan.counts };
+  }
+
+  /** The experts on their row blocks of `rows` (offsets per expert), as grouped ops over the float weights. */
+  private groupedExperts(rows: Tensor, offsets: readonly number[]): Tensor {
+    const weightsOf = (pick: (e: SwiGLU) => Linear): Tensor[] => this.experts.map((e) => pick(e).weight);
+    // silu(gate) ⊙ up: one fused native call for all experts at inference.
+    const hidden = groupedSwiGLU(rows, weightsOf((e) => e.gateProj), weightsOf((e) => e.upProj), offsets);
+    return groupedLinear(hidden, weightsOf((e) => e.downProj), offsets);
+  }
+
+  /**
+   * The same with int8/int4 expert weights (quantised checkpoints): each expert with rows runs its own
+   * SwiGLU (quantised matmuls: streaming GEMV for a few rows, AMX or VNNI for more), outputs concatenated
+   * in expert order. One call per expert and matrix: there is no grouped quantised kernel.
+   */
+  private quantizedExperts(rows: Tensor, offsets: readonly number[]): Tensor {
+    const outs: Tensor[] = [];
+    for (let e = 0; e < this.experts.length; e++) {
+      const n = offsets[e + 1]! - offsets[e]!;
+      if (n === 0) continue;
+      const xs = narrow(rows, 0, offsets[e]!, n);
+      outs.push(this.experts[e]!.forward(xs));
+      xs.dispose();
+    }
+    if (!outs.length) return zeros([0, this.opts.hidden], rows.dtype);
+    const out = outs.length === 1 ? outs[0]! : cat(outs, 0);
+    if (out !== outs[0]) for (const t of outs) if (!needsGrad(t)) t.dispose();
+    return out;
   }
 }
 

@@ -28,27 +28,31 @@ test('group size: the requested one when it divides K, else the largest multiple
   assert.equal(qwenGroupSizeFor(48, 128), 0);
 });
 
-test('quantisable paths: attention, dense MLP, lm_head; not routed experts or the router', () => {
-  for (const p of ['layers.0.self_attn.q_proj', 'layers.3.self_attn.o_proj', 'layers.1.mlp.down_proj', 'lm_head', 'layers.0.mlp.shared_experts.up_proj']) {
+test('quantisable paths: attention, dense MLP, routed experts, lm_head; not the router', () => {
+  for (const p of ['layers.0.self_attn.q_proj', 'layers.3.self_attn.o_proj', 'layers.1.mlp.down_proj', 'lm_head', 'layers.0.mlp.shared_experts.up_proj',
+    'layers.0.mlp.experts.3.gate_proj', 'layers.2.mlp.experts.127.down_proj']) {
     assert.ok(isQwenQuantizableLinear(p), p);
   }
-  for (const p of ['layers.0.mlp.experts.3.gate_proj', 'layers.0.mlp.gate', 'embed_tokens', 'layers.0.self_attn.q_norm']) {
+  for (const p of ['layers.0.mlp.gate', 'embed_tokens', 'layers.0.self_attn.q_norm', 'layers.0.mlp.experts.gate_up_proj']) {
     assert.ok(!isQwenQuantizableLinear(p), p);
   }
 });
 
-test('quantizeQwenModel: layers per family; experts and tied heads stay as stored', { skip }, () => {
-  const want = { qwen2_vl: 14, qwen2_5_vl: 15, qwen3_vl_moe: 9 } as const; // 2 layers × (4 attn + 3 MLP) [+ untied lm_head]
+test('quantizeQwenModel: layers per family, routed experts included; tied heads stay as stored', { skip }, () => {
+  // 2 layers × (4 attn + 3 MLP) [+ untied lm_head]; the MoE model: 2 × 4 attn + lm_head + 2 layers × 8 experts ×
+  // (gate, up). Its experts' down projections (48 inputs: no multiple of 32 divides it) stay bf16.
+  const want = { qwen2_vl: 14, qwen2_5_vl: 15, qwen3_vl_moe: 41 } as const;
   for (const [family, layers] of Object.entries(want)) {
     const m = loadQwenModel(modelDir(family)).model;
     try {
       const r = quantizeQwenModel(m, { bits: 8 });
       assert.equal(r.layers, layers, family);
-      assert.deepEqual(r.skipped, []);
+      assert.equal(r.skipped.length, family === 'qwen3_vl_moe' ? 16 : 0, family);
+      for (const p of r.skipped) assert.match(p, /^layers\.\d\.mlp\.experts\.\d\.down_proj$/);
       assert.ok(r.quantBytes < 0.55 * r.floatBytes, `${family}: ${r.quantBytes} vs ${r.floatBytes}`);
       for (const [path, mod] of m.language.namedModules()) {
         if (!(mod instanceof Linear)) continue;
-        if (/\.experts\.\d+\./.test(path)) {
+        if (/\.experts\.\d+\.down_proj$/.test(path)) {
           assert.ok(!mod.quantized, path);
           assert.equal(mod.weight.dtype, 'bfloat16', path);
         } else {
@@ -96,8 +100,10 @@ test('accuracy cost on the golden models: int8 close, int4 worse but bounded', {
     assert.ok(r.teacherForced >= 0.6, `${at}: teacher-forced ${r.teacherForced}`);
   }
   assert.ok(mean(of(8), (r) => r.top1) >= 0.93); // measured 0.957 (VNNI) / 0.950 (f32 activations)
-  assert.ok(mean(of(8), (r) => r.teacherForced) >= 0.95);
-  assert.ok(mean(of(8), (r) => r.freeRunning) >= 0.9);
+  // Greedy agreement with the MoE experts quantised (a different expert picked flips a nearly flat
+  // argmax): measured means 0.95 teacher-forced and 0.89 free-running (docs/generation.md).
+  assert.ok(mean(of(8), (r) => r.teacherForced) >= 0.92);
+  assert.ok(mean(of(8), (r) => r.freeRunning) >= 0.85);
   for (const r of of(4)) {
     const at = `${r.model}/${r.case} int4`;
     const r8 = of(8).find((x) => x.model === r.model && x.case === r.case)!;

@@ -5,7 +5,10 @@
  * generation files copied, safetensors shards (+ index when sharded) written
  * atomically — where each quantised Linear weight `<m>.weight` is replaced by
  * `<m>.qweight` + `<m>.scales`, and every other tensor is copied unchanged
- * (bf16 stays bf16, fused MoE experts stay as stored).
+ * (bf16 stays bf16). A layer's fused MoE experts `<m>` ([E, in, 2I] gate/up,
+ * [E, I, out] down) become `<m>.qweight` [E, rows, packed in] + `<m>.scales`
+ * [E, rows, in/G], each expert's quantised [out, in] rows stacked (gate rows
+ * then up rows) so that loading hands out per-expert views.
  *
  * Which layers, and each layer's group size, come from the at-load rule
  * (quantize.ts planQwenQuantization) applied to the model built from the
@@ -16,7 +19,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openCheckpoint, writeCheckpoint } from '../../io/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
-import { tidy } from '../../tensor/index.ts';
+import { tidy, empty } from '../../tensor/index.ts';
 import { bytesOf } from '../../tensor/dtype.ts';
 import { quantizeWeight, disposeQuantized, type QuantBits, type QuantizedWeight } from '../../tensor/ops/quant.ts';
 import { parseQwenConfig } from './config.ts';
@@ -101,6 +104,9 @@ export function quantizeQwenCheckpoint(inDirIn: string, outDirIn: string, opts: 
 
   const reader = openCheckpoint(inDir);
   const quantized = new Map<string, QuantizedWeight>(); // Hub module → packed weight
+  const experts = new Map<string, QuantizedWeight[]>();   // fused Hub expert tensor → packed weights (gate, up per expert, or down)
+  const packedOut: Tensor[] = [];                         // the stacked expert tensors written
+  const fusedModules: string[] = [];
   const outTensors = new Map<string, Tensor>();
   let model: QwenVLModel | null = null;
   try {
@@ -115,8 +121,18 @@ export function quantizeQwenCheckpoint(inDirIn: string, outDirIn: string, opts: 
     };
     for (const { path, linear, groupSize } of plan.layers) {
       const ref = store.refs.get(`language.${path}.weight`);
-      if (!ref || ref.kind !== 'plain' || !ref.hub.endsWith('.weight')) throw new Error(`quantize: no Hub tensor for language.${path}.weight`);
-      quantized.set(ref.hub.slice(0, -'.weight'.length), tidy(() => quantizeWeight(linear.weight, opts.bits, groupSize)));
+      const qw = tidy(() => quantizeWeight(linear.weight, opts.bits, groupSize));
+      if (ref && (ref.kind === 'gate_up' || ref.kind === 'down')) {
+        let parts = experts.get(ref.hub);
+        if (!parts) experts.set(ref.hub, (parts = []));
+        parts[ref.kind === 'down' ? ref.expert : 2 * ref.expert + ref.half] = qw;
+      } else {
+        if (!ref || ref.kind !== 'plain' || !ref.hub.endsWith('.weight')) {
+          disposeQuantized(qw);
+          throw new Error(`quantize: no Hub tensor for language.${path}.weight`);
+        }
+        quantized.set(ref.hub.slice(0, -'.weight'.length), qw);
+      }
       report.groupSizes[groupSize] = (report.groupSizes[groupSize] ?? 0) + 1;
       report.layers++;
       progress?.('quantize', report.layers, plan.layers.length);
@@ -124,8 +140,18 @@ export function quantizeQwenCheckpoint(inDirIn: string, outDirIn: string, opts: 
     for (const name of reader.names()) {
       const t = reader.get(name);
       report.bytesIn += t.size * bytesOf(t.dtype);
+      const parts = experts.get(name);
       const m = name.endsWith('.weight') ? quantized.get(name.slice(0, -'.weight'.length)) : undefined;
-      if (m) {
+      if (parts) {
+        t.dispose();
+        const per = name.endsWith('gate_up_proj') ? 2 : 1;  // gate and up rows per expert
+        const q = stackExperts(parts.map((p) => p.q), per, name, 'qweight'), sc = stackExperts(parts.map((p) => p.scales), per, name, 'scales');
+        packedOut.push(q, sc);
+        outTensors.set(`${name}.qweight`, q);
+        outTensors.set(`${name}.scales`, sc);
+        fusedModules.push(name);
+        report.bytesOut += q.size + sc.size * 2;
+      } else if (m) {
         t.dispose();
         const mod = name.slice(0, -'.weight'.length);
         outTensors.set(`${mod}.qweight`, m.q);
@@ -137,7 +163,8 @@ export function quantizeQwenCheckpoint(inDirIn: string, outDirIn: string, opts: 
         report.bytesOut += t.size * bytesOf(t.dtype);
       }
     }
-    const qc: QwenQuantConfig = { quant_method: QWEN_QUANT_METHOD, bits: opts.bits, group_size: want, modules: [...quantized.keys()] };
+    for (const hub of experts.keys()) if (!fusedModules.includes(hub)) throw new Error(`quantize: fused experts '${hub}' are not in the input's tensors`);
+    const qc: QwenQuantConfig = { quant_method: QWEN_QUANT_METHOD, bits: opts.bits, group_size: want, modules: [...quantized.keys(), ...fusedModules] };
     const shardBytes = opts.maxShardBytes ?? inputShardBytes(inDir);
     progress?.('write', 0, 1);
     const written = writeCheckpoint(outDir, outTensors, {
@@ -151,7 +178,26 @@ export function quantizeQwenCheckpoint(inDirIn: string, outDirIn: string, opts: 
   } finally {
     for (const [name, t] of outTensors) if (!name.endsWith('.qweight') && !name.endsWith('.scales')) t.dispose();
     for (const qw of quantized.values()) disposeQuantized(qw);
+    for (const parts of experts.values()) for (const qw of parts) if (qw) disposeQuantized(qw);
+    for (const t of packedOut) t.dispose();
     model?.dispose();
     reader.close();
   }
+}
+
+/** Stacks packed tensors (each [rows, cols], contiguous, one dtype; `per` of them per expert) into [experts, per·rows, cols]. */
+function stackExperts(parts: readonly (Tensor | undefined)[], per: number, hub: string, what: string): Tensor {
+  const first = parts[0];
+  if (!first || parts.some((p) => !p || p.dtype !== first.dtype || p.shape[0] !== first.shape[0] || p.shape[1] !== first.shape[1])) {
+    throw new Error(`quantize: the experts of '${hub}' did not all quantise alike (${what})`);
+  }
+  if (parts.length % per !== 0) throw new Error(`quantize: the experts of '${hub}' are missing a ${what} part`);
+  const out = empty([parts.length / per, per * first.shape[0]!, first.shape[1]!], first.dtype);
+  const dst = new Uint8Array(out.data<Uint8Array>().buffer, out.data<Uint8Array>().byteOffset, out.size * bytesOf(out.dtype));
+  const each = first.size * bytesOf(first.dtype);
+  parts.forEach((p, i) => {
+    const src = p!.data<Uint8Array>();
+    dst.set(new Uint8Array(src.buffer, src.byteOffset, each), i * each);
+  });
+  return out;
 }

@@ -4,12 +4,13 @@
  * the weights decode streams from memory for every token:
  *   - attention q/k/v/o projections (their biases stay float32);
  *   - dense SwiGLU gate/up/down projections (Qwen2-VL, Qwen2.5-VL, Qwen3-VL);
+ *   - routed experts of Qwen3-VL-MoE (each expert's gate/up/down; they run one
+ *     quantised SwiGLU per expert, nn/moe.ts) — the bulk of that model: ~60 GB
+ *     of bf16 experts become ~16 GB at int4;
  *   - lm_head when it is its own matrix (untied). A tied head is the
  *     embedding table, read by row for embeddings, and stays as stored.
  * Not quantised:
- *   - routed experts of Qwen3-VL-MoE: the MoE's grouped GEMM reads the expert
- *     weights directly (nn/moe.ts groupedLinear); there is no grouped
- *     quantised kernel yet, so they stay bf16. The router stays float too;
+ *   - the MoE router (small, and its logits pick the experts);
  *   - the vision tower: compute-bound and run once per image (as for Seed).
  *
  * Group size: the requested one (default 32 for int4, 128 for int8) when it
@@ -41,8 +42,7 @@ export interface QwenQuantizeReport {
 
 /** Decoder module paths (relative to `model.language`) whose Linear is quantised. */
 export function isQwenQuantizableLinear(path: string): boolean {
-  if (/\.experts\.\d+\./.test(path)) return false; // routed experts: grouped GEMM reads them directly
-  return /^layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj|mlp\.shared_experts\.(gate|up|down)_proj)$/.test(path) || path === 'lm_head';
+  return /^layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj|mlp\.shared_experts\.(gate|up|down)_proj|mlp\.experts\.\d+\.(gate|up|down)_proj)$/.test(path) || path === 'lm_head';
 }
 
 /** The group size used for input width K: `want` if it divides K, else the largest multiple of 32 below it that does (0: none). */

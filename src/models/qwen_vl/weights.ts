@@ -46,6 +46,8 @@ export interface WeightStoreOptions {
 
 /** The Hub module of a Linear weight name (`X.weight` → `X`). */
 const moduleOf = (hubWeight: string): string => hubWeight.replace(/\.weight$/, '');
+/** Fused expert tensors ([E, …] for all experts of a layer) are named without `.weight`; their quantised form too. */
+const isFusedExperts = (hub: string): boolean => /\.mlp\.experts\.(gate_up_proj|down_proj)$/.test(hub);
 
 /** Something that yields tensors by Hub name (a checkpoint reader, or an in-memory map in tests). */
 export interface TensorSource {
@@ -98,19 +100,21 @@ export class WeightStore {
           throw new WeightError(`${this.src.dir}: config.json's quantization_config lists '${m}', but tensor '${m}.${part}' is missing`, this.src.dir, `${m}.${part}`);
         }
       }
-      if (present.has(`${m}.weight`)) {
-        throw new WeightError(`${this.src.fileOf(`${m}.weight`)}: '${m}' is listed as quantised but the float tensor '${m}.weight' is stored too`, this.src.fileOf(`${m}.weight`), `${m}.weight`);
+      const float = isFusedExperts(m) ? m : `${m}.weight`;
+      if (present.has(float)) {
+        throw new WeightError(`${this.src.fileOf(float)}: '${m}' is listed as quantised but the float tensor '${float}' is stored too`, this.src.fileOf(float), float);
       }
     }
     const packed = (n: string): boolean => {
       const m = /^(.*)\.(qweight|scales)$/.exec(n);
       return !!m && this.quantMods.has(m[1]!);
     };
-    return [...names.filter((n) => !packed(n)), ...[...this.quantMods].map((m) => `${m}.weight`)];
+    return [...names.filter((n) => !packed(n)), ...[...this.quantMods].map((m) => (isFusedExperts(m) ? m : `${m}.weight`))];
   }
 
   /** Where a Hub tensor lives, for messages (a quantised weight: its packed tensor's file). */
   private fileOf(hub: string): string {
+    if (this.quantMods.has(hub) && isFusedExperts(hub)) return this.src.fileOf(`${hub}.qweight`);
     return this.quantMods.has(moduleOf(hub)) && hub.endsWith('.weight') ? this.src.fileOf(`${moduleOf(hub)}.qweight`) : this.src.fileOf(hub);
   }
 
@@ -121,6 +125,7 @@ export class WeightStore {
    */
   quantizedMatrix(name: string, shape: readonly [number, number]): QuantizedWeight | null {
     const r = this.refs.get(name);
+    if (r && (r.kind === 'gate_up' || r.kind === 'down') && this.quantMods.has(r.hub)) return this.quantizedExpert(name, r, shape);
     if (!r || r.kind !== 'plain' || !this.quantMods.has(moduleOf(r.hub))) return null;
     this.usedHub.add(r.hub);
     const m = moduleOf(r.hub);
@@ -174,7 +179,7 @@ export class WeightStore {
     const r = this.ref(name, shape);
     this.usedHub.add(r.hub);
     let t: Tensor;
-    if (r.kind === 'plain' && this.quantMods.has(moduleOf(r.hub))) {
+    if ((r.kind === 'plain' && this.quantMods.has(moduleOf(r.hub))) || (r.kind !== 'plain' && this.quantMods.has(r.hub))) {
       throw new WeightError(`${this.fileOf(r.hub)}: '${moduleOf(r.hub)}' is stored quantised (.qweight/.scales), but ${name} is not a Linear weight that can run quantised`, this.fileOf(r.hub), r.hub);
     }
     if (r.kind === 'plain' || r.kind === 'conv') {
@@ -223,6 +228,56 @@ export class WeightStore {
 
   optionalVector(name: string, length: number): Tensor | null {
     return this.refs.has(name) ? this.vector(name, length) : null;
+  }
+
+  /**
+   * One expert's quantised Linear weight out of a layer's fused packed tensors: `<hub>.qweight`
+   * [E, rows, packed K] and `<hub>.scales` [E, rows, K/G], rows = gate then up ([2I]) or down ([H])
+   * — views, no copy (quant_checkpoint.ts writes them).
+   */
+  private quantizedExpert(name: string, r: Extract<WeightRef, { kind: 'gate_up' | 'down' }>, shape: readonly [number, number]): QuantizedWeight {
+    this.usedHub.add(r.hub);
+    const file = this.fileOf(r.hub);
+    const base = (part: 'qweight' | 'scales'): Tensor => {
+      const key = `${r.hub}.${part}`;
+      let t = this.fused.get(key);
+      if (!t) {
+        t = this.src.get(key);
+        this.fused.set(key, t);
+      }
+      return t;
+    };
+    const q = base('qweight'), scales = base('scales');
+    const [N, K] = shape;
+    const rows = r.kind === 'down' ? N : 2 * N;
+    try {
+      if (q.ndim !== 3 || scales.ndim !== 3 || q.shape[0] !== scales.shape[0] || q.shape[1] !== rows || scales.shape[1] !== rows) {
+        throw new RangeError(`qweight [${q.shape}] / scales [${scales.shape}] are not [E, ${rows}, …] as config.json implies for ${name}`);
+      }
+      if (r.expert >= q.shape[0]) throw new RangeError(`${q.shape[0]} experts stored, config.json has more`);
+      const groups = scales.shape[2]!;
+      if (groups <= 0 || K % groups !== 0) throw new RangeError(`scales [${scales.shape}] do not fit the [${N}, ${K}] weight of ${name}`);
+      const first = r.kind === 'gate_up' ? r.half * N : 0;
+      const view = (t: Tensor): Tensor => {
+        const e = select(t, 0, r.expert);
+        const v = narrow(e, 0, first, N);
+        e.dispose();
+        return v;
+      };
+      const qv = view(q), sv = view(scales);
+      try {
+        const qw = quantizedWeightFrom(qv, sv, this.opts.quantized!.bits, K / groups, [N, K]);
+        this.give(qv);
+        this.give(sv);
+        return qw;
+      } catch (e) {
+        qv.dispose();
+        sv.dispose();
+        throw e;
+      }
+    } catch (e) {
+      throw new WeightError(`${file}: quantised experts '${r.hub}.qweight' / '${r.hub}.scales': ${(e as Error).message}`, file, `${r.hub}.qweight`);
+    }
   }
 
   private expertView(r: Extract<WeightRef, { kind: 'gate_up' | 'down' }>): Tensor {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tensor, manualSeed, noGrad, tidy, copyInto, randn, ones, backward } from '../../../src/tensor/index.ts';
+import { Tensor, tensor, manualSeed, noGrad, tidy, copyInto, randn, ones, backward, native, narrow } from '../../../src/tensor/index.ts';
+import { quantizeWeight, dequantizeWeight } from '../../../src/tensor/ops/quant.ts';
 import { abs } from '../../../src/tensor/ops/elementwise.ts';
 import { Router, MoE, loadBalancingLoss, routerZLoss, type RouterOptions } from '../../../src/nn/moe.ts';
 import { assertClose } from './_helpers.ts';
@@ -155,4 +156,36 @@ test('updateCorrectionBias lowers over-loaded and raises under-loaded experts', 
   assertClose(r.eScoreCorrectionBias!.toArray(), [-0.1, 0, 0.1, 0.1], 1e-12, 'bias');
   assert.equal(r.eScoreCorrectionBias!.requiresGrad, false);
   r.dispose();
+});
+
+test('MoE with int8 experts (quantised checkpoints) equals the float MoE over the dequantised weights', () => {
+  const int8Acts = native.quantInt8Activations as (on?: boolean) => boolean;
+  const before = int8Acts();
+  int8Acts(false); // exact f32 activations: the quantised matmuls then equal the dequantised product up to summation order
+  const opts = { hidden: 64, intermediate: 96, numExperts: 6, topK: 2, scoring: 'softmax', normTopkProb: true, dtype: 'float32' } as const;
+  manualSeed(3);
+  const q = new MoE(opts);
+  const f = new MoE(opts);
+  try {
+    tidy(() => {
+      copyInto(q.gate.weight, f.gate.weight);
+      q.experts.forEach((ex, e) => {
+        for (const k of ['gateProj', 'upProj', 'downProj'] as const) {
+          const qw = quantizeWeight(ex[k].weight, 8, 32);
+          copyInto(dequantizeWeight(qw), f.experts[e]![k].weight);
+          ex[k].setQuantized(qw); // frees the float weight: the forward must take the quantised path
+        }
+      });
+      const x = randn([40, 64], { seed: 9 });   // 80 slots over 6 experts: blocks of several rows
+      const a = q.forward(x), b = f.forward(x);
+      assert.deepEqual(a.counts, b.counts);
+      assertClose(a.out.toArray(), b.out.toArray(), 1e-4, 'quantised vs dequantised experts');
+      // One token: the few-row (GEMV) path of each chosen expert.
+      assertClose(q.forward(narrow(x, 0, 0, 1)).out.toArray(), f.forward(narrow(x, 0, 0, 1)).out.toArray(), 1e-4, 'one token');
+    });
+  } finally {
+    int8Acts(before);
+    q.dispose();
+    f.dispose();
+  }
 });
