@@ -190,7 +190,7 @@ export async function loadFromArgs(v: Values, quiet = false): Promise<LoadedForC
       const r = quantizeQwenModel(l.model.model, { bits: Number(q) as 4 | 8 });
       if (!quiet) {
         const groups = Object.entries(r.groupSizes).map(([g, n]) => `${n}×g${g}`).join(', ');
-        process.stderr.write(`quantised ${r.layers} Linear layers to int${q} (${groups}): ${(r.floatBytes / 1e6).toFixed(1)} MB → ${(r.quantBytes / 1e6).toFixed(1)} MB; routed experts and the vision tower stay bf16\n`);
+        process.stderr.write(`quantised ${r.layers} Linear layers to int${q} (${groups}): ${(r.floatBytes / 1e6).toFixed(1)} MB → ${(r.quantBytes / 1e6).toFixed(1)} MB; the router and the vision tower stay as stored\n`);
       }
       for (const p of r.skipped) process.stderr.write(`warning: ${p} left as stored (no group size of 32·k divides its input features)\n`);
     }

@@ -155,6 +155,15 @@ test('bad inputs: bits, non-empty out-dir without force, already quantised, miss
   cfg.quantization_config.bits = 4; // the stored tensors are int8
   writeFileSync(cfgFile, JSON.stringify(cfg));
   throwsNaming(() => loadQwenModel(empty), 'model.layers.0.self_attn.q_proj.qweight', 'uint8');
+
+  // Stacked expert tensors that do not fit the config: the error names the packed tensor.
+  const moe = join(base, 'moe');
+  quantizeQwenCheckpoint(modelDir('qwen3_vl_moe'), moe, { bits: 8 });
+  const moeCfgFile = join(moe, 'config.json');
+  const moeCfg = JSON.parse(readFileSync(moeCfgFile, 'utf8'));
+  moeCfg.text_config.moe_intermediate_size *= 2;
+  writeFileSync(moeCfgFile, JSON.stringify(moeCfg));
+  throwsNaming(() => loadQwenModel(moe), 'mlp.experts.gate_up_proj.qweight', 'not [E, ');
 });
 
 test('a loaded bf16 model wraps the mapped tensors: Linear weights are the store\'s tensors, no float32 copy', { skip }, () => {
