@@ -25,10 +25,8 @@
 #include "threadpool.h"
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <new>
-#include <type_traits>
 #include <vector>
 
 namespace sv {

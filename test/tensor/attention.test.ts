@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Tensor, tensor, tidy, backward, native, setNumThreads, numThreads, select, narrow,
+  Tensor, tensor, tidy, backward, native, select, narrow,
 } from '../../src/tensor/index.ts';
 import { attention, attentionDecode } from '../../src/tensor/ops/attention.ts';
 import { gradcheck, randomArray, randomTensor } from '../helpers/gradcheck.ts';
+import { withThreads } from '../helpers/settings.ts';
 import { refAttention as refAttentionWithLse } from '../helpers/attention_ref.ts';
 
 /** The reference output alone (test/helpers/attention_ref.ts). */
@@ -37,16 +38,6 @@ function withIsa<R>(isa: 'portable' | 'avx512', fn: () => R): R {
     return fn();
   } finally {
     native.setIsa('avx512');
-  }
-}
-
-function withThreads<R>(n: number, fn: () => R): R {
-  const prev = numThreads();
-  setNumThreads(n);
-  try {
-    return fn();
-  } finally {
-    setNumThreads(prev);
   }
 }
 

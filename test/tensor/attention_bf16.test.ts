@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tensor, native, setNumThreads, numThreads, select, narrow } from '../../src/tensor/index.ts';
+import { Tensor, tensor, native, select, narrow } from '../../src/tensor/index.ts';
 import { attention, attentionDecode, attentionUsesBf16 } from '../../src/tensor/ops/attention.ts';
-import { setMatmulPrecision } from '../../src/tensor/ops/matmul.ts';
 import { randomTensor } from '../helpers/gradcheck.ts';
+import { withPrecision, withThreads } from '../helpers/settings.ts';
 import { refAttention as reference } from '../helpers/attention_ref.ts';
 
 interface Bf16Kernels {
@@ -36,25 +36,6 @@ function assertSame(a: ArrayLike<number>, b: ArrayLike<number>, what: string): v
   assert.equal(a.length, b.length);
   for (let i = 0; i < a.length; i++) {
     if (!Object.is(a[i], b[i])) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]}, max abs diff ${maxDiff(a, b)})`);
-  }
-}
-
-function withPrecision<R>(p: 'f32' | 'bf16', fn: () => R): R {
-  const prev = setMatmulPrecision(p);
-  try {
-    return fn();
-  } finally {
-    setMatmulPrecision(prev);
-  }
-}
-
-function withThreads<R>(n: number, fn: () => R): R {
-  const prev = numThreads();
-  setNumThreads(n);
-  try {
-    return fn();
-  } finally {
-    setNumThreads(prev);
   }
 }
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.ts';
 import { matmul, linear, gemmInto, setMatmulPrecision, matmulPrecision } from '../../src/tensor/ops/matmul.ts';
 import { randomTensor } from '../helpers/gradcheck.ts';
+import { withPrecision } from '../helpers/settings.ts';
 
 const hasBf16 = T.native.cpu.avx512bf16 && T.native.cpu.level === 'avx512';
 // The two bf16 kernels: AMX tiles where the CPU and OS allow them, vdpbf16ps otherwise.
@@ -48,15 +49,6 @@ function relErr(got: ArrayLike<number>, want: Float64Array, mag: Float64Array): 
   let e = 0;
   for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(got[i] - want[i]) / (mag[i] + 1e-30));
   return e;
-}
-
-function withPrecision<R>(p: 'f32' | 'bf16', fn: () => R): R {
-  const prev = setMatmulPrecision(p);
-  try {
-    return fn();
-  } finally {
-    setMatmulPrecision(prev);
-  }
 }
 
 const shapes: [number, number, number][] = [
